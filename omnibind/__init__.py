@@ -1,0 +1,2 @@
+"""omnibind: bind every modality to a language model."""
+__version__ = "0.1.0"

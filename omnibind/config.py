@@ -1,0 +1,207 @@
+"""The composite, self-describing model config: encoders + bind heads + projectors + LLM + injection.
+
+It is saved as ``config.json`` beside every checkpoint; behaviour is never inferred from a path
+or a model name. Presets live in ``configs/*.yaml``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from omnibind.errors import ConfigError
+
+
+@dataclass
+class EncoderConfig:
+    """A registry key and its constructor params."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class HeadConfig:
+    """A bind head: ``linear`` | ``mlp`` | ``identity``; ``share`` reuses another modality's head."""
+
+    kind: str = "linear"
+    share: str | None = None
+
+
+@dataclass
+class BindConfig:
+    """The shared embedding space (ImageBind-style); ``anchor`` is the modality others align to."""
+
+    dim: int = 384
+    heads: dict[str, HeadConfig] = field(default_factory=dict)
+    anchor: str = "image"
+    init_temperature: float = 0.07
+
+
+@dataclass
+class ProjectorConfig:
+    """A projector from the bind space (or encoder tokens) to ``num_tokens`` LLM-width soft tokens."""
+
+    name: str = "linear"
+    num_tokens: int = 1
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoRAConfig:
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+
+
+@dataclass
+class LLMConfig:
+    """The language model: ``source`` is ``embedded:smollm2-135m``, a local folder or a hub id already in the local cache."""
+
+    backend: str = "transformers"
+    source: str = "embedded:smollm2-135m"
+    template: str = "chatml"
+    dtype: str = "float32"
+    lora: LoRAConfig | None = None
+    train_bias_norm: bool = False
+    system_prompt: str | None = None
+
+
+@dataclass
+class InjectionConfig:
+    """How soft tokens reach the LLM.
+
+    ``prefix``: soft tokens at the modality's placeholder after a text cue (X-InstructBLIP).
+    ``gated``: zero-initialised gated addition to every token in every layer (ImageBind-LLM).
+    """
+
+    kind: str = "prefix"
+    cues: dict[str, str] = field(
+        default_factory=lambda: {
+            "image": "Image:",
+            "audio": "Audio:",
+            "video": "Video:",
+            "depth": "Depth map:",
+            "thermal": "Thermal image:",
+            "imu": "Motion sensor (IMU):",
+            "points": "3D point cloud:",
+            "text": "Text:",
+            "mix": "Mixed input:",
+        }
+    )
+
+
+@dataclass
+class RetrievalCacheConfig:
+    """ImageBind-LLM's cache: non-image features retrieve top-k image features and blend with weight ``alpha``."""
+
+    enabled: bool = False
+    path: str | None = None
+    top_k: int = 8
+    alpha: float = 0.5
+    modalities: list[str] = field(default_factory=lambda: ["audio", "video", "depth", "thermal", "imu", "points", "text"])
+
+
+@dataclass
+class ExpertsConfig:
+    """Modality experts added as text context: Whisper transcript, image-classifier labels."""
+
+    transcript: bool = False
+    image_labels: int = 0
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model; weights live beside it in ``weights.safetensors``."""
+
+    name: str = "omnibind"
+    encoders: dict[str, EncoderConfig] = field(default_factory=dict)
+    bind: BindConfig = field(default_factory=BindConfig)
+    projectors: dict[str, ProjectorConfig] = field(default_factory=lambda: {"*": ProjectorConfig()})
+    llm: LLMConfig = field(default_factory=LLMConfig)
+    injection: InjectionConfig = field(default_factory=InjectionConfig)
+    cache: RetrievalCacheConfig = field(default_factory=RetrievalCacheConfig)
+    experts: ExpertsConfig = field(default_factory=ExpertsConfig)
+    limits: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+    def projector_for(self, modality: str) -> tuple[str, ProjectorConfig]:
+        """The projector key and config that serve ``modality`` (per-modality key, else ``*``)."""
+        if modality in self.projectors:
+            return modality, self.projectors[modality]
+        if "*" in self.projectors:
+            return "*", self.projectors["*"]
+        raise ConfigError(f"no projector for modality {modality!r} (keys: {sorted(self.projectors)})")
+
+    # --- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        return _build(cls, d, "config")
+
+    def save(self, path: str | Path) -> None:
+        p = Path(path)
+        tmp = p.with_suffix(p.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
+        tmp.replace(p)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelConfig:
+        p = Path(path)
+        try:
+            if p.suffix in (".yaml", ".yml"):
+                import yaml
+
+                data = yaml.safe_load(p.read_text())
+            else:
+                data = json.loads(p.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{p}: no such config file") from None
+        except Exception as e:  # noqa: BLE001 - any parse error becomes a typed one
+            raise ConfigError(f"{p}: cannot parse config: {e}") from e
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: config must be a mapping")
+        try:
+            return cls.from_dict(data)
+        except ConfigError as e:
+            raise ConfigError(f"{p}: {e}") from None
+
+
+def _build(tp: Any, value: Any, where: str) -> Any:
+    """Strictly build a dataclass tree from plain data; unknown keys are errors."""
+    origin = get_origin(tp)
+    if is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        hints = get_type_hints(tp)
+        names = {f.name for f in fields(tp)}
+        unknown = set(value) - names
+        if unknown:
+            raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; allowed {sorted(names)}")
+        return tp(**{k: _build(hints[k], v, f"{where}.{k}") for k, v in value.items()})
+    if origin is dict:
+        _, vt = get_args(tp)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return {str(k): _build(vt, v, f"{where}.{k}") for k, v in value.items()}
+    if origin is list:
+        (it,) = get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        return [_build(it, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    args = get_args(tp)
+    if args and type(None) in args:  # Optional[X]
+        if value is None:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _build(inner[0], value, where)
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, float, str, bool) and not isinstance(value, tp):
+        raise ConfigError(f"{where}: expected {tp.__name__}, got {value!r}")
+    return value

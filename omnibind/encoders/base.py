@@ -1,0 +1,64 @@
+"""The encoder interface: modality data in, features out. An encoder knows tensors, not files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from omnibind.registry import Registry
+
+
+@dataclass
+class EncoderOutput:
+    """``pooled``: (B, D) one vector per input. ``tokens``: (B, L, Dt) or None (used by Q-Formers)."""
+
+    pooled: torch.Tensor
+    tokens: torch.Tensor | None = None
+
+
+class Encoder(nn.Module):
+    """Base class for encoders.
+
+    Subclasses set ``modalities`` (which modality data types they accept), ``output_dim``
+    (width of ``pooled``), ``token_dim`` (width of ``tokens`` or None) and implement ``encode``.
+    Pretrained encoders are frozen (``trainable = False``); their weights are never saved in
+    omnibind checkpoints, only their ``fingerprint``.
+    """
+
+    modalities: tuple[str, ...] = ()
+    output_dim: int = 0
+    token_dim: int | None = None
+    trainable: bool = False
+
+    def __init__(self, **params: Any):
+        super().__init__()
+        self.params = dict(params)
+
+    @classmethod
+    def from_config(cls, params: dict[str, Any], build: Callable[[dict[str, Any]], Encoder]) -> Encoder:
+        """Build from config params. ``build`` constructs (shared) inner encoders from a config dict."""
+        return cls(**params)
+
+    def encode(self, items: list[Any]) -> EncoderOutput:
+        """Encode a batch of loaded modality data (see ``omnibind.modalities.base``)."""
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """A short hash that changes whenever this encoder's outputs could change (feature caches key on it)."""
+        blob = json.dumps({"class": type(self).__name__, "params": self.params}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        return torch.device("cpu")
+
+
+ENCODERS: Registry[type[Encoder]] = Registry("encoder")

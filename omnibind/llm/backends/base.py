@@ -1,0 +1,100 @@
+"""The LLM backend interface. It knows embeddings and tokens, not modalities.
+
+Everything above it (assembly, injection of soft tokens, the API) talks only to this interface,
+so transformers and llama.cpp are interchangeable where the model allows.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+from omnibind.registry import Registry
+
+
+@dataclass
+class GenerationOptions:
+    """Decoding options shared by every backend. ``temperature == 0`` means greedy."""
+
+    max_new_tokens: int = 128
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    repetition_penalty: float = 1.0
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+
+    def validate(self) -> GenerationOptions:
+        if self.max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be >= 1")
+        if self.temperature < 0:
+            raise ValueError("temperature must be >= 0")
+        if not 0 < self.top_p <= 1:
+            raise ValueError("top_p must be in (0, 1]")
+        if self.top_k < 0:
+            raise ValueError("top_k must be >= 0")
+        if self.repetition_penalty <= 0:
+            raise ValueError("repetition_penalty must be > 0")
+        return self
+
+
+@dataclass
+class LayerInjection:
+    """ImageBind-LLM's gated injection: ``gates[l] * feature`` is added to every token's hidden state
+    entering decoder layer ``l``. ``feature``: (B, H); ``gates``: (num_layers,) already squashed."""
+
+    feature: torch.Tensor
+    gates: torch.Tensor
+
+
+class LLMBackend(ABC):
+    """A causal LM driven by input embeddings."""
+
+    name: str = ""
+    supports_layer_injection: bool = False
+    supports_training: bool = False
+
+    hidden_size: int
+    num_layers: int
+    eos_token_ids: set[int]
+
+    @abstractmethod
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of ``text`` with no special tokens added (templates add them as text)."""
+
+    @abstractmethod
+    def detokenize(self, ids: list[int]) -> str:
+        """Text of ``ids``, special tokens skipped."""
+
+    @abstractmethod
+    def embed_tokens(self, ids: list[int] | torch.Tensor) -> torch.Tensor:
+        """(T,) ids → (T, H) input embeddings, exactly as the model embeds them (incl. any scaling)."""
+
+    @abstractmethod
+    def generate(
+        self,
+        inputs_embeds: list[torch.Tensor],
+        options: GenerationOptions,
+        injection: LayerInjection | None = None,
+    ) -> Iterator[list[int | None]]:
+        """Decode a batch of prompts given as (T_i, H) embeddings.
+
+        Yields one list per decoding step with the new token id of each sequence, or None for a
+        sequence that has already finished (EOS or max_new_tokens). Stop strings are handled by
+        the caller, which may stop iterating early (the backend must then release its work).
+        """
+
+    def forward_logits(
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        injection: LayerInjection | None = None,
+    ) -> torch.Tensor:
+        """(B, T, H) embeddings → (B, T, V) logits, differentiable when the backend supports training."""
+        raise NotImplementedError(f"backend {self.name!r} does not compute full logits")
+
+
+LLM_BACKENDS: Registry[type[LLMBackend]] = Registry("llm backend")
