@@ -16,10 +16,12 @@ from omnibind.registry import Registry
 
 @dataclass
 class EncoderOutput:
-    """``pooled``: (B, D) one vector per input. ``tokens``: (B, L, Dt) or None (used by Q-Formers)."""
+    """``pooled``: (B, D) one vector per input. ``tokens``: (B, L, Dt) or None (used by Q-Formers);
+    ``token_mask``: (B, L) bool, True where a token is real (None = all real)."""
 
     pooled: torch.Tensor
     tokens: torch.Tensor | None = None
+    token_mask: torch.Tensor | None = None
 
 
 class Encoder(nn.Module):
