@@ -1,0 +1,214 @@
+"""Hugging Face transformers backend: any local causal LM, driven by input embeddings.
+
+Decoding is our own short KV-cached loop rather than ``model.generate`` so that every backend
+yields the same per-step batch of token ids, streaming and cancellation stay simple, and the
+gated every-layer injection (forward pre-hooks) covers prompt and generated tokens alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from omnibind.errors import ConfigError
+from omnibind.llm.backends.base import LLM_BACKENDS, GenerationOptions, LayerInjection, LLMBackend
+from omnibind.llm.sampling import sample_next
+
+
+def resolve_llm_source(source: str) -> Path | str:
+    """``embedded:smollm2-135m`` → the cached safetensors copy; a folder → itself; else a hub id (local cache only)."""
+    if source.startswith("embedded:"):
+        from omnibind.llm.embedded import EMBEDDED_LLM, embedded_hf_dir
+
+        if source != EMBEDDED_LLM:
+            raise ConfigError(f"unknown embedded LLM {source!r}; known: {EMBEDDED_LLM}")
+        return embedded_hf_dir()
+    p = Path(source).expanduser()
+    if p.exists():
+        return p
+    return source
+
+
+@LLM_BACKENDS.register("transformers")
+class TransformersBackend(LLMBackend):
+    """A transformers ``AutoModelForCausalLM`` loaded from a local path, offline."""
+
+    name = "transformers"
+    supports_layer_injection = True
+    supports_training = True
+
+    def __init__(self, source: str, *, dtype: str = "float32", device: str = "cpu", model: Any = None, tokenizer: Any = None):
+        import os
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.source = source
+        if model is None:
+            path = resolve_llm_source(source)
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+                model = AutoModelForCausalLM.from_pretrained(
+                    str(path), dtype=getattr(torch, dtype), local_files_only=True
+                )
+            except OSError as e:
+                raise ConfigError(f"cannot load LLM from {source!r} (offline, local files only): {e}") from e
+        self.model = model.to(device)
+        self.model.eval()
+        self.tokenizer = tokenizer
+        cfg = self.model.config
+        self.hidden_size = int(cfg.hidden_size)
+        self.num_layers = int(cfg.num_hidden_layers)
+        eos = getattr(self.model.generation_config, "eos_token_id", None) or cfg.eos_token_id
+        self.eos_token_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
+        if tokenizer.eos_token_id is not None:
+            self.eos_token_ids.add(tokenizer.eos_token_id)
+        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(self.eos_token_ids))
+        self._embed_scale = _embedding_scale(self.model)
+
+    # --- tokens ------------------------------------------------------------------------
+    def tokenize(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def detokenize(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def embed_tokens(self, ids: list[int] | torch.Tensor) -> torch.Tensor:
+        t = torch.as_tensor(ids, dtype=torch.long, device=self.device)
+        return self.model.get_input_embeddings()(t) * self._embed_scale
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def decoder_layers(self) -> list[torch.nn.Module]:
+        """The transformer blocks, found structurally (no model-name dispatch)."""
+        base = self.model.get_decoder() if hasattr(self.model, "get_decoder") else self.model.model
+        layers = getattr(base, "layers", None)
+        if layers is None:
+            raise ConfigError(f"{self.source}: cannot find decoder layers for gated injection")
+        return list(layers)
+
+    # --- forward -----------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _injected(self, injection: LayerInjection | None) -> Iterator[None]:
+        if injection is None:
+            yield
+            return
+        handles = []
+        for i, layer in enumerate(self.decoder_layers()):
+
+            def hook(_module: Any, args: tuple, kwargs: dict, i: int = i) -> tuple[tuple, dict]:
+                add = (injection.gates[i] * injection.feature)[:, None, :]
+                if args:
+                    return (args[0] + add.to(args[0].dtype), *args[1:]), kwargs
+                kwargs["hidden_states"] = kwargs["hidden_states"] + add.to(kwargs["hidden_states"].dtype)
+                return args, kwargs
+
+            handles.append(layer.register_forward_pre_hook(hook, with_kwargs=True))
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
+    def forward_logits(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, injection: LayerInjection | None = None
+    ) -> torch.Tensor:
+        position_ids = _positions(attention_mask)
+        with self._injected(injection):
+            out = self.model(
+                inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+            )
+        return out.logits
+
+    def generate(
+        self,
+        inputs_embeds: list[torch.Tensor],
+        options: GenerationOptions,
+        injection: LayerInjection | None = None,
+    ) -> Iterator[list[int | None]]:
+        options.validate()
+        embeds, mask = left_pad(inputs_embeds)
+        gen = torch.Generator(device="cpu")
+        if options.seed is not None:
+            gen.manual_seed(options.seed)
+        else:
+            gen.seed()
+        batch = embeds.shape[0]
+        finished = [False] * batch
+        history: list[list[int]] = [[] for _ in range(batch)]
+        with torch.inference_mode(), self._injected(injection):
+            out = self.model(
+                inputs_embeds=embeds, attention_mask=mask, position_ids=_positions(mask), use_cache=True
+            )
+            past = out.past_key_values
+            logits = out.logits[:, -1, :]
+            for _step in range(options.max_new_tokens):
+                next_ids = sample_next(logits.float(), history, options, gen)
+                step: list[int | None] = []
+                for b in range(batch):
+                    if finished[b]:
+                        step.append(None)
+                        continue
+                    tok = int(next_ids[b])
+                    history[b].append(tok)
+                    if tok in self.eos_token_ids:
+                        finished[b] = True
+                        step.append(None)
+                    else:
+                        step.append(tok)
+                if all(s is None for s in step):
+                    return
+                yield step
+                if all(finished):
+                    return
+                feed = torch.tensor(
+                    [h[-1] if h else self.pad_token_id for h in history], device=self.device
+                )[:, None]
+                mask = torch.cat([mask, torch.ones((batch, 1), dtype=mask.dtype, device=mask.device)], dim=1)
+                pos = (mask.sum(dim=1, keepdim=True) - 1).clamp(min=0)
+                out = self.model(
+                    inputs_embeds=self.embed_tokens(feed),
+                    attention_mask=mask,
+                    position_ids=pos,
+                    past_key_values=past,
+                    use_cache=True,
+                )
+                past = out.past_key_values
+                logits = out.logits[:, -1, :]
+
+
+def left_pad(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack (T_i, H) sequences with left padding → (B, T, H) and a (B, T) mask."""
+    if not seqs:
+        raise ValueError("no sequences to decode")
+    longest = max(s.shape[0] for s in seqs)
+    hidden = seqs[0].shape[1]
+    out = seqs[0].new_zeros((len(seqs), longest, hidden))
+    mask = torch.zeros((len(seqs), longest), dtype=torch.long, device=seqs[0].device)
+    for i, s in enumerate(seqs):
+        out[i, longest - s.shape[0] :] = s
+        mask[i, longest - s.shape[0] :] = 1
+    return out, mask
+
+
+def _positions(mask: torch.Tensor) -> torch.Tensor:
+    """Positions counted over real tokens only, so padded and unpadded runs see the same RoPE phases."""
+    return (mask.long().cumsum(dim=1) - 1).clamp(min=0)
+
+
+def _embedding_scale(model: Any) -> float:
+    """Gemma-style models scale token embeddings by √hidden inside the embedding call or the model;
+    ``inputs_embeds`` skips that, so we apply the scale ourselves when the config says so."""
+    cfg = model.config
+    if getattr(cfg, "model_type", "").startswith("gemma"):
+        emb = model.get_input_embeddings()
+        if type(emb).__name__.endswith("ScaledWordEmbedding"):
+            return 1.0  # the embedding module already scales
+        return float(cfg.hidden_size) ** 0.5
+    return 1.0

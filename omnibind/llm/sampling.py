@@ -1,0 +1,38 @@
+"""Next-token selection shared by backends that produce logits in torch."""
+
+from __future__ import annotations
+
+import torch
+
+from omnibind.llm.backends.base import GenerationOptions
+
+
+def sample_next(
+    logits: torch.Tensor, history: list[list[int]], options: GenerationOptions, generator: torch.Generator
+) -> torch.Tensor:
+    """(B, V) logits → (B,) token ids: repetition penalty, then greedy or temperature/top-k/top-p sampling."""
+    logits = logits.clone()
+    if options.repetition_penalty != 1.0:
+        for b, seen in enumerate(history):
+            if seen:
+                idx = torch.tensor(sorted(set(seen)), device=logits.device)
+                vals = logits[b, idx]
+                logits[b, idx] = torch.where(
+                    vals > 0, vals / options.repetition_penalty, vals * options.repetition_penalty
+                )
+    if options.temperature == 0:
+        return logits.argmax(dim=-1)
+    logits = logits / options.temperature
+    if options.top_k > 0:
+        k = min(options.top_k, logits.shape[-1])
+        kth = torch.topk(logits, k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if options.top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        probs = sorted_logits.softmax(dim=-1)
+        # drop a token when the mass before it already reaches top_p (the first token always stays)
+        drop = probs.cumsum(dim=-1) - probs >= options.top_p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    probs = logits.softmax(dim=-1)
+    return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(logits.device)

@@ -1,0 +1,146 @@
+"""Chat templates as data.
+
+A template is a handful of strings. ``omnibind.llm.assemble`` turns a conversation into text
+segments, each flagged as trained (assistant content and its end marker) or not, so label masking
+is one generic routine for every template. ``check_template`` verifies that masking for a template
+recovers exactly the assistant text — tests run it for every registered template.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from omnibind.registry import Registry
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    """Strings around each turn. ``assistant_end`` is trained (the model must learn to stop);
+    ``assistant_tail`` follows it untrained (e.g. a newline)."""
+
+    name: str
+    system_start: str
+    system_end: str
+    user_start: str
+    user_end: str
+    assistant_start: str
+    assistant_end: str
+    assistant_tail: str = ""
+    assistant_content_prefix: str = ""  # trained text glued to the reply (Vicuna's " " after "ASSISTANT:")
+    begin: str = ""
+    default_system: str | None = None
+    stop: tuple[str, ...] = field(default_factory=tuple)
+    system_in_first_user: bool = False  # Llama-2 folds the system prompt into the first user turn
+
+
+TEMPLATES: Registry[ChatTemplate] = Registry("chat template")
+
+
+def _add(t: ChatTemplate) -> None:
+    TEMPLATES.add(t.name, t)
+
+
+_add(
+    ChatTemplate(
+        name="chatml",
+        system_start="<|im_start|>system\n",
+        system_end="<|im_end|>\n",
+        user_start="<|im_start|>user\n",
+        user_end="<|im_end|>\n",
+        assistant_start="<|im_start|>assistant\n",
+        assistant_end="<|im_end|>",
+        assistant_tail="\n",
+        stop=("<|im_end|>",),
+    )
+)
+# SmolLM2's own template: ChatML with its default system prompt (from the model's chat_template).
+_add(
+    ChatTemplate(
+        name="smollm2",
+        system_start="<|im_start|>system\n",
+        system_end="<|im_end|>\n",
+        user_start="<|im_start|>user\n",
+        user_end="<|im_end|>\n",
+        assistant_start="<|im_start|>assistant\n",
+        assistant_end="<|im_end|>",
+        assistant_tail="\n",
+        default_system="You are a helpful AI assistant named SmolLM, trained by Hugging Face",
+        stop=("<|im_end|>",),
+    )
+)
+# Vicuna v1.1 (PandaGPT's LLM).
+_add(
+    ChatTemplate(
+        name="vicuna_v1",
+        begin="<s>",
+        system_start="",
+        system_end=" ",
+        user_start="USER: ",
+        user_end=" ",
+        assistant_start="ASSISTANT:",
+        assistant_content_prefix=" ",
+        assistant_end="</s>",
+        default_system=(
+            "A chat between a curious user and an artificial intelligence assistant. "
+            "The assistant gives helpful, detailed, and polite answers to the user's questions."
+        ),
+        stop=("</s>", "USER:"),
+    )
+)
+_add(
+    ChatTemplate(
+        name="llama2",
+        begin="<s>",
+        system_start="<<SYS>>\n",
+        system_end="\n<</SYS>>\n\n",
+        user_start="[INST] ",
+        user_end=" [/INST]",
+        assistant_start="",
+        assistant_content_prefix=" ",
+        assistant_end=" </s>",
+        assistant_tail="<s>",
+        system_in_first_user=True,
+        stop=("</s>",),
+    )
+)
+_add(
+    ChatTemplate(
+        name="llama3",
+        begin="<|begin_of_text|>",
+        system_start="<|start_header_id|>system<|end_header_id|>\n\n",
+        system_end="<|eot_id|>",
+        user_start="<|start_header_id|>user<|end_header_id|>\n\n",
+        user_end="<|eot_id|>",
+        assistant_start="<|start_header_id|>assistant<|end_header_id|>\n\n",
+        assistant_end="<|eot_id|>",
+        stop=("<|eot_id|>",),
+    )
+)
+_add(
+    ChatTemplate(
+        name="gemma",
+        begin="<bos>",
+        system_start="<start_of_turn>user\n",
+        system_end="\n",
+        user_start="<start_of_turn>user\n",
+        user_end="<end_of_turn>\n",
+        assistant_start="<start_of_turn>model\n",
+        assistant_end="<end_of_turn>",
+        assistant_tail="\n",
+        system_in_first_user=True,
+        stop=("<end_of_turn>",),
+    )
+)
+# LLaVA's "plain" alignment format: media then caption, no chat markup.
+_add(
+    ChatTemplate(
+        name="plain",
+        system_start="",
+        system_end="",
+        user_start="",
+        user_end="",
+        assistant_start="",
+        assistant_end="\n",
+        stop=("\n",),
+    )
+)
