@@ -1,0 +1,360 @@
+"""The public face: ``omnibind.load()`` and ``Model.chat / stream / generate / embed / score / info``."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from omnibind.config import ModelConfig
+from omnibind.errors import ConfigError
+from omnibind.llm.backends.base import GenerationOptions
+from omnibind.messages import Conversation, MediaPart, Message, MixPart, TextPart, as_conversation
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PRESETS_DIR = PACKAGE_DIR / "configs"
+DEFAULT_MODEL_DIR = PACKAGE_DIR / "weights" / "default"
+
+
+@dataclass
+class Reply:
+    """A finished answer with OpenAI-style usage counts. ``str(reply)`` is its text."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str  # "stop" | "length"
+    seconds: float = 0.0
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class _TextDecoder:
+    """Incremental detokenisation with stop strings: emits only text that can no longer change."""
+
+    def __init__(self, detokenize: Any, stop: Sequence[str]):
+        self.detokenize = detokenize
+        self.stop = [s for s in stop if s]
+        self.ids: list[int] = []
+        self.emitted = 0
+        self.text = ""
+        self.stopped = False
+
+    def push(self, token: int) -> str:
+        self.ids.append(token)
+        full = self.detokenize(self.ids)
+        for s in self.stop:
+            at = full.find(s)
+            if at != -1:
+                self.stopped = True
+                full = full[:at]
+        self.text = full
+        if self.stopped:
+            return self._take(len(full))
+        safe = len(full)
+        if full.endswith("\ufffd"):  # an unfinished multi-byte character
+            safe -= 1
+        for s in self.stop:  # hold back a tail that may grow into a stop string
+            for k in range(min(len(s) - 1, safe), 0, -1):
+                if full[:safe].endswith(s[:k]):
+                    safe -= k
+                    break
+        return self._take(safe)
+
+    def finish(self) -> str:
+        return self._take(len(self.text))
+
+    def _take(self, upto: int) -> str:
+        if upto <= self.emitted:
+            return ""
+        out = self.text[self.emitted : upto]
+        self.emitted = upto
+        return out
+
+
+class TextStream:
+    """Iterate for text deltas; ``reply`` holds the finished Reply; ``close()`` cancels decoding."""
+
+    def __init__(self, steps: Iterator[list[int | None]], decoder: _TextDecoder, prompt_tokens: int, max_new: int):
+        self._steps = steps
+        self._decoder = decoder
+        self._prompt_tokens = prompt_tokens
+        self._max_new = max_new
+        self._start = time.perf_counter()
+        self.reply: Reply | None = None
+        self._closed = False
+
+    def __iter__(self) -> Iterator[str]:
+        finish = "stop"
+        count = 0
+        try:
+            for step in self._steps:
+                if self._closed:
+                    break
+                tok = step[0]
+                if tok is None:
+                    break
+                count += 1
+                delta = self._decoder.push(tok)
+                if delta:
+                    yield delta
+                if self._decoder.stopped:
+                    break
+            else:
+                finish = "length" if count >= self._max_new else "stop"
+            if count >= self._max_new and not self._decoder.stopped:
+                finish = "length"
+            tail = self._decoder.finish()
+            if tail:
+                yield tail
+        finally:
+            self._close_steps()
+            self.reply = Reply(
+                self._decoder.text, self._prompt_tokens, count, finish, time.perf_counter() - self._start
+            )
+
+    def close(self) -> None:
+        self._closed = True
+        self._close_steps()
+
+    def _close_steps(self) -> None:
+        close = getattr(self._steps, "close", None)
+        if close is not None:
+            try:
+                close()
+            except ValueError:  # "generator already executing" when closed from another thread
+                pass
+
+
+class Model:
+    """A loaded omnibind model. Thread-safe: one decode at a time (the server batches in front)."""
+
+    def __init__(self, core: Any, *, origin: str, trained: bool):
+        self.core = core
+        self.origin = origin
+        self.trained = trained
+        self._lock = threading.RLock()
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.core.config
+
+    # --- chat ----------------------------------------------------------------------------
+    def chat(self, messages: str | Message | list[Message], **options: Any) -> Reply:
+        """Answer a conversation (multi-turn: pass the whole history)."""
+        stream = self.stream(messages, **options)
+        for _ in stream:
+            pass
+        assert stream.reply is not None
+        return stream.reply
+
+    def stream(self, messages: str | Message | list[Message], **options: Any) -> TextStream:
+        """Like ``chat`` but yields text as it is decoded."""
+        opts = _options(options, self.core.template.stop)
+        conv = as_conversation(messages)
+        with self._lock:
+            steps, lengths = self.core.generate_ids([conv], opts)
+        return TextStream(
+            _locked(steps, self._lock), _TextDecoder(self.core.llm.detokenize, opts.stop), lengths[0], opts.max_new_tokens
+        )
+
+    def generate(self, conversations: Sequence[str | Message | list[Message]], **options: Any) -> list[Reply]:
+        """Decode several conversations together (one batched forward per step)."""
+        if not conversations:
+            return []
+        opts = _options(options, self.core.template.stop)
+        convs = [as_conversation(c) for c in conversations]
+        start = time.perf_counter()
+        with self._lock:
+            steps, lengths = self.core.generate_ids(convs, opts)
+            decoders = [_TextDecoder(self.core.llm.detokenize, opts.stop) for _ in convs]
+            counts = [0] * len(convs)
+            done = [False] * len(convs)
+            for step in steps:
+                for i, tok in enumerate(step):
+                    if tok is None or done[i]:
+                        done[i] = True
+                        continue
+                    counts[i] += 1
+                    decoders[i].push(tok)
+                    done[i] = decoders[i].stopped
+                if all(done):
+                    break
+            _close(steps)
+        secs = time.perf_counter() - start
+        return [
+            Reply(
+                d.text,
+                lengths[i],
+                counts[i],
+                "length" if counts[i] >= opts.max_new_tokens and not d.stopped else "stop",
+                secs,
+            )
+            for i, d in enumerate(decoders)
+        ]
+
+    # --- embeddings and scoring ----------------------------------------------------------
+    def embed(self, inputs: Sequence[MediaPart | TextPart | MixPart | str]) -> np.ndarray:
+        """(N, D) L2-normalised bind-space vectors for inputs of any modality (str = text)."""
+        parts = [TextPart(x) if isinstance(x, str) else x for x in inputs]
+        if not parts:
+            return np.zeros((0, self.config.bind.dim), dtype=np.float32)
+        with self._lock:
+            return self.core.embed(parts).float().cpu().numpy()
+
+    def score(
+        self, messages: str | Message | list[Message], candidates: Sequence[str], *, normalize: bool = False
+    ) -> np.ndarray:
+        """Log-likelihood of each candidate answer (sum of token log-probs; mean if ``normalize``)."""
+        with self._lock:
+            return self.core.score(as_conversation(messages), list(candidates), normalize=normalize).cpu().numpy()
+
+    # --- introspection -------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """Config, encoders, parameter counts, trained or not, cache paths."""
+        from omnibind.llm.embedded import cache_root
+
+        core = self.core
+        enc = {}
+        for m, e in core.encoders.items():
+            enc[m] = {
+                "name": self.config.encoders[m].name,
+                "class": type(e).__name__,
+                "output_dim": e.output_dim,
+                "parameters": int(sum(p.numel() for p in e.parameters())),
+                "trainable": bool(e.trainable),
+                "fingerprint": e.fingerprint(),
+            }
+        llm_params = sum(p.numel() for p in getattr(core.llm, "model", torch.nn.Module()).parameters())
+        return {
+            "name": self.config.name,
+            "origin": self.origin,
+            "trained": self.trained,
+            "llm": {
+                "backend": core.llm.name,
+                "source": self.config.llm.source,
+                "hidden_size": core.llm.hidden_size,
+                "layers": core.llm.num_layers,
+                "parameters": int(llm_params),
+                "template": self.config.llm.template,
+            },
+            "injection": self.config.injection.kind,
+            "encoders": enc,
+            "bind_dim": self.config.bind.dim,
+            "projectors": {k: {"name": v.name, "num_tokens": v.num_tokens} for k, v in self.config.projectors.items()},
+            "trainable_parameters": int(sum(t.numel() for t in core.trainable_state_dict().values())),
+            "retrieval_cache": self.config.cache.path if core.retrieval_cache is not None else None,
+            "cache_dir": str(cache_root()),
+            "config": self.config.to_dict(),
+        }
+
+    def save(self, folder: str | Path) -> Path:
+        """Save config + trainable weights + manifest (see ``omnibind.checkpoint``)."""
+        from omnibind.checkpoint import save_checkpoint
+
+        return save_checkpoint(self.core, folder)
+
+
+def _options(options: dict[str, Any], template_stop: Sequence[str]) -> GenerationOptions:
+    allowed = set(GenerationOptions.__dataclass_fields__)
+    unknown = set(options) - allowed
+    if unknown:
+        raise TypeError(f"unknown generation options {sorted(unknown)}; allowed: {sorted(allowed)}")
+    opts = GenerationOptions(**{k: v for k, v in options.items() if v is not None})
+    opts.stop = list(opts.stop or [])
+    return opts.validate()
+
+
+def _locked(steps: Iterator[list[int | None]], lock: threading.RLock) -> Iterator[list[int | None]]:
+    """Hold the model lock while each decoding step runs (streams from several threads interleave safely)."""
+    try:
+        while True:
+            with lock:
+                try:
+                    step = next(steps)
+                except StopIteration:
+                    return
+            yield step
+    finally:
+        _close(steps)
+
+
+def _close(it: Any) -> None:
+    close = getattr(it, "close", None)
+    if close is not None:
+        try:
+            close()
+        except ValueError:
+            pass
+
+
+def presets() -> list[str]:
+    """Names of the bundled config presets (``omnibind.load(name)`` builds one, untrained)."""
+    return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
+
+
+def load(
+    name_or_path: str | Path | None = None,
+    *,
+    backend: str | None = None,
+    device: str = "cpu",
+    config_overrides: dict[str, Any] | None = None,
+) -> Model:
+    """Load a model.
+
+    ``None``: the embedded default (trained weights shipped in the package when present).
+    A preset name (see ``presets()``): that architecture, freshly initialised.
+    A checkpoint folder (with ``config.json``): its config and trained weights.
+    A ``.yaml``/``.json`` config file: that architecture, freshly initialised.
+    ``backend`` overrides ``config.llm.backend`` (e.g. ``"llamacpp"``).
+    """
+    from omnibind.checkpoint import CONFIG_FILE, load_weights
+    from omnibind.model import OmnibindModel
+
+    weights_dir: Path | None = None
+    if name_or_path is None:
+        if (DEFAULT_MODEL_DIR / CONFIG_FILE).is_file():
+            weights_dir = DEFAULT_MODEL_DIR
+            config = ModelConfig.load(DEFAULT_MODEL_DIR / CONFIG_FILE)
+        else:
+            config = ModelConfig.load(PRESETS_DIR / "embedded.yaml")
+        origin = "embedded default"
+    else:
+        p = Path(name_or_path).expanduser()
+        if p.is_dir():
+            if not (p / CONFIG_FILE).is_file():
+                raise ConfigError(f"{p}: not an omnibind checkpoint (no {CONFIG_FILE})")
+            config = ModelConfig.load(p / CONFIG_FILE)
+            weights_dir = p if (p / "weights.safetensors").is_file() else None
+        elif p.is_file():
+            config = ModelConfig.load(p)
+        elif (PRESETS_DIR / f"{name_or_path}.yaml").is_file():
+            config = ModelConfig.load(PRESETS_DIR / f"{name_or_path}.yaml")
+        else:
+            raise ConfigError(f"{name_or_path}: no such checkpoint, config file or preset (presets: {presets()})")
+        origin = str(name_or_path)
+    if config_overrides:
+        config = ModelConfig.from_dict(_deep_merge(config.to_dict(), config_overrides))
+    if backend is not None:
+        config.llm.backend = backend
+    core = OmnibindModel(config, device=device)
+    if weights_dir is not None:
+        load_weights(core, weights_dir)
+    return Model(core, origin=origin, trained=weights_dir is not None)
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+__all__ = ["Conversation", "Model", "Reply", "TextStream", "load", "presets"]

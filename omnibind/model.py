@@ -1,0 +1,520 @@
+"""OmnibindModel: encoders → bind heads → projectors → LLM, as one torch module.
+
+It owns the data path every request takes. ``prepare`` turns a conversation into slots (one per
+media input, two for a video with sound), ``encode_slots`` runs each modality's encoder once per
+batch, and everything then goes through ``omnibind.llm.assemble`` — for the training loss,
+generation and candidate scoring alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from omnibind.bind.heads import BindHeads
+from omnibind.bind.mix import mix
+from omnibind.config import EncoderConfig, ModelConfig
+from omnibind.encoders.base import ENCODERS, Encoder, EncoderOutput
+from omnibind.errors import BackendUnsupportedError, ConfigError
+from omnibind.llm.assemble import IGNORE_INDEX, Assembled, Segment, Slot, assemble, render_segments
+from omnibind.llm.backends.base import LLM_BACKENDS, GenerationOptions, LayerInjection, LLMBackend
+from omnibind.llm.inject import LayerGates, check_injection
+from omnibind.llm.templates import TEMPLATES
+from omnibind.messages import Conversation, MediaPart, MixPart, TextPart
+from omnibind.modalities.base import Limits, VideoData
+from omnibind.projectors.base import PROJECTORS, Projector
+
+log = logging.getLogger(__name__)
+
+VIDEO_SOUND = "video_sound"  # slot kind of a video's audio track: audio encoder + audio head, its own cue
+
+
+@dataclass
+class PreparedSlot:
+    """One media input ready to encode: the encoder modality, decoded data or cached features."""
+
+    modality: str  # which encoder/head: image, audio, ..., or "mix"
+    cue_key: str
+    data: Any = None
+    features: EncoderOutput | None = None  # precomputed (training feature cache)
+    mix_of: list[PreparedSlot] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
+    instruction: str = ""
+    note: str = ""
+
+
+@dataclass
+class Prepared:
+    conversation: Conversation
+    slots_per_part: list[list[PreparedSlot]]
+
+    @property
+    def slots(self) -> list[PreparedSlot]:
+        return [s for group in self.slots_per_part for s in group]
+
+
+FeatureLookup = Callable[[MediaPart], "EncoderOutput | None"]
+
+
+class OmnibindModel(nn.Module):
+    """The full model. Build with ``OmnibindModel(config)``; weights via ``omnibind.checkpoint``."""
+
+    def __init__(self, config: ModelConfig, *, backend: LLMBackend | None = None, device: str = "cpu"):
+        super().__init__()
+        import omnibind.encoders  # noqa: F401  (registers encoders)
+        import omnibind.modalities  # noqa: F401  (registers modalities)
+        import omnibind.projectors  # noqa: F401  (registers projectors)
+
+        torch.manual_seed(config.seed)
+        self.config = config
+        self.limits = Limits.from_dict(config.limits)
+        self.template = TEMPLATES.get(config.llm.template)
+        self.injection_kind = check_injection(config.injection.kind)
+        self._shared_encoders: dict[str, Encoder] = {}
+        self.encoders = nn.ModuleDict({m: self._build_encoder(c.__dict__) for m, c in config.encoders.items()})
+        self.llm = backend if backend is not None else build_backend(config, device=device)
+        if self.injection_kind == "gated" and not self.llm.supports_layer_injection:
+            raise BackendUnsupportedError(
+                f"gated every-layer injection (ImageBind-LLM) needs per-layer hooks; backend {self.llm.name!r} has "
+                "none. Use the transformers backend or a prefix-injection config."
+            )
+        dims = {m: e.output_dim for m, e in self.encoders.items()}
+        self.bind = BindHeads(config.bind, dims)
+        self.projectors = nn.ModuleDict()
+        for key, pcfg in config.projectors.items():
+            token_dim = self.encoders[key].token_dim if key in self.encoders else None
+            cls = PROJECTORS.get(pcfg.name)
+            self.projectors[_pkey(key)] = cls(
+                config.bind.dim, self.llm.hidden_size, pcfg.num_tokens, token_dim=token_dim, **pcfg.params
+            )
+        self.gates = LayerGates(self.llm.num_layers) if self.injection_kind == "gated" else None
+        self.retrieval_cache = None
+        if config.cache.enabled and config.cache.path:
+            from omnibind.bind.cache import RetrievalCache
+
+            self.retrieval_cache = RetrievalCache.load(config.cache.path)
+        if config.llm.lora is not None:
+            apply_lora(self.llm, config.llm.lora)
+        self.to(device)
+        self.eval()
+
+    # --- building ------------------------------------------------------------------------
+    def _build_encoder(self, cfg: dict[str, Any]) -> Encoder:
+        """Build (or reuse) an encoder; identical configs share one instance (one EfficientNet for all)."""
+        import json
+
+        ecfg = EncoderConfig(name=cfg["name"], params=dict(cfg.get("params") or {}))
+        key = json.dumps({"name": ecfg.name, "params": ecfg.params}, sort_keys=True, default=str)
+        if key not in self._shared_encoders:
+            cls = ENCODERS.get(ecfg.name)
+            enc = cls.from_config(dict(ecfg.params), self._build_encoder)
+            if not enc.trainable:
+                enc.requires_grad_(False)
+                enc.eval()
+            self._shared_encoders[key] = enc
+        return self._shared_encoders[key]
+
+    @property
+    def device(self) -> torch.device:
+        return self.llm.device if hasattr(self.llm, "device") else torch.device("cpu")
+
+    def train(self, mode: bool = True) -> OmnibindModel:
+        super().train(mode)
+        for enc in self.encoders.values():  # frozen encoders stay in eval mode (batch-norm statistics)
+            if not enc.trainable:
+                enc.eval()
+        return self
+
+    # --- preparing inputs ----------------------------------------------------------------
+    def prepare(self, conversation: Conversation, feature_lookup: FeatureLookup | None = None) -> Prepared:
+        """Decode every media part (typed errors surface here) and lay out its slots."""
+        from omnibind.modalities import load_part
+
+        groups: list[list[PreparedSlot]] = []
+        for msg in conversation:
+            instruction = msg.text
+            for part in msg.content:
+                if isinstance(part, TextPart):
+                    continue
+                if isinstance(part, MixPart):
+                    subs = [self._slot_for(p, instruction, feature_lookup, load_part)[0] for p in part.parts]
+                    groups.append(
+                        [PreparedSlot("mix", "mix", mix_of=subs, weights=list(part.weights), instruction=instruction)]
+                    )
+                else:
+                    groups.append(self._slot_for(part, instruction, feature_lookup, load_part))
+        return Prepared(conversation, groups)
+
+    def _slot_for(
+        self, part: MediaPart | TextPart, instruction: str, lookup: FeatureLookup | None, load_part: Callable
+    ) -> list[PreparedSlot]:
+        if isinstance(part, TextPart):
+            return [PreparedSlot("text", "text", data=part.text, instruction=instruction)]
+        self._require_encoder(part.modality)
+        cached = lookup(part) if lookup is not None else None
+        if cached is not None:
+            return [PreparedSlot(part.modality, part.modality, features=cached, instruction=instruction)]
+        data = load_part(part, self.limits)
+        slots = [PreparedSlot(part.modality, part.modality, data=data, instruction=instruction)]
+        if isinstance(data, VideoData) and data.audio is not None and "audio" in self.encoders:
+            slots.append(PreparedSlot("audio", VIDEO_SOUND, data=data.audio, instruction=instruction))
+        for s in slots:
+            s.note = self._expert_note(s)
+        return slots
+
+    def _require_encoder(self, modality: str) -> None:
+        if modality not in self.encoders:
+            raise ConfigError(
+                f"this model has no encoder for {modality!r} inputs; configured: {sorted(self.encoders)}"
+            )
+
+    def _expert_note(self, slot: PreparedSlot) -> str:
+        """Modality experts as text context (ImageBind-LLM fed detector labels; Whisper for speech)."""
+        exp = self.config.experts
+        if exp.transcript and slot.modality == "audio":
+            from omnibind.encoders.experts import speech_transcript
+
+            text = speech_transcript(slot.data)
+            return f"(speech: {text})" if text else ""
+        if exp.image_labels > 0 and slot.modality == "image":
+            from omnibind.encoders.experts import image_labels
+
+            return image_labels(self.encoders["image"], [slot.data], exp.image_labels)[0]
+        return ""
+
+    # --- encoding ------------------------------------------------------------------------
+    def encode_slots(self, slots: Sequence[PreparedSlot]) -> list[tuple[torch.Tensor, EncoderOutput | None]]:
+        """Bind-space vector (D,) and the encoder output of each slot; one encoder call per modality."""
+        flat: list[PreparedSlot] = []
+        for s in slots:
+            flat.extend(s.mix_of if s.modality == "mix" else [s])
+        by_mod: dict[str, list[int]] = defaultdict(list)
+        for i, s in enumerate(flat):
+            by_mod[s.modality].append(i)
+        vectors: dict[int, torch.Tensor] = {}
+        outputs: dict[int, EncoderOutput] = {}
+        for modality, idx in by_mod.items():
+            out = self._encoder_output(modality, [flat[i] for i in idx])
+            vec = self.bind(modality, out.pooled.to(self.device))
+            if self.retrieval_cache is not None and modality in self.config.cache.modalities:
+                vec = self.retrieval_cache.blend(vec, top_k=self.config.cache.top_k, alpha=self.config.cache.alpha)
+            for j, i in enumerate(idx):
+                vectors[i] = vec[j]
+                outputs[i] = _row(out, j)
+        result: list[tuple[torch.Tensor, EncoderOutput | None]] = []
+        pos = 0
+        for s in slots:
+            if s.modality == "mix":
+                n = len(s.mix_of)
+                result.append((mix(torch.stack([vectors[pos + k] for k in range(n)]), s.weights), None))
+                pos += n
+            else:
+                result.append((vectors[pos], outputs[pos]))
+                pos += 1
+        return result
+
+    def _encoder_output(self, modality: str, slots: list[PreparedSlot]) -> EncoderOutput:
+        if all(s.features is not None for s in slots):
+            return _stack_outputs([s.features for s in slots])  # type: ignore[misc]
+        enc = self.encoders[modality]
+        todo = [s for s in slots if s.features is None]
+        grad = enc.trainable and self.training
+        with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+            fresh = enc.encode([s.data for s in todo])
+        if len(todo) == len(slots):
+            return fresh
+        rows, k = [], 0
+        for s in slots:
+            if s.features is not None:
+                rows.append(s.features)
+            else:
+                rows.append(_row(fresh, k))
+                k += 1
+        return _stack_outputs(rows)
+
+    def soft_tokens(self, slots: Sequence[PreparedSlot]) -> list[torch.Tensor]:
+        """(k, H) soft tokens per slot through its projector."""
+        encoded = self.encode_slots(slots)
+        out: list[torch.Tensor] = []
+        for slot, (vec, enc_out) in zip(slots, encoded, strict=True):
+            key, _ = self.config.projector_for(slot.modality if slot.cue_key != VIDEO_SOUND else "audio")
+            proj: Projector = self.projectors[_pkey(key)]
+            kwargs: dict[str, Any] = {}
+            if proj.uses_tokens and enc_out is not None and enc_out.tokens is not None:
+                kwargs["tokens"] = enc_out.tokens[None]
+                kwargs["token_mask"] = enc_out.token_mask[None] if enc_out.token_mask is not None else None
+            if proj.uses_instruction and slot.instruction:
+                ids = self.llm.tokenize(slot.instruction)
+                if ids:
+                    kwargs["instruction"] = self.llm.embed_tokens(ids)[None].detach()
+            out.append(proj(vec[None], **kwargs)[0])
+        return out
+
+    # --- the one assembly path -----------------------------------------------------------
+    def build_inputs(
+        self,
+        prepared: Prepared,
+        *,
+        add_generation_prompt: bool,
+        soft: list[torch.Tensor] | None = None,
+    ) -> tuple[Assembled, LayerInjection | None, list[Segment]]:
+        """Conversation → embeddings + labels (+ gated injection), via ``assemble``.
+
+        ``soft`` reuses soft tokens already computed for these slots (candidate scoring).
+        """
+        slots = prepared.slots
+        if soft is None:
+            soft = self.soft_tokens(slots) if slots else []
+        cues = self.config.injection.cues
+        # expert notes travel with the cue, so prefix and gated layouts see the same words
+        layout = [
+            [Slot(s.modality, _cue(cues, s.cue_key) + (f" {s.note}" if s.note else "")) for s in group]
+            for group in prepared.slots_per_part
+        ]
+        segs = render_segments(
+            prepared.conversation,
+            self.template,
+            layout,
+            add_generation_prompt=add_generation_prompt,
+            system_prompt=self.config.llm.system_prompt,
+            inline_media=self.injection_kind == "prefix",
+        )
+        assembled = assemble(segs, soft, self.llm)
+        injection = None
+        if self.gates is not None:
+            if soft:
+                feature = torch.stack([t.mean(dim=0) for t in soft]).sum(dim=0)
+            else:
+                feature = torch.zeros(self.llm.hidden_size, device=assembled.embeds.device)
+            injection = self.gates.injection(feature[None])
+        return assembled, injection, segs
+
+    # --- training loss -------------------------------------------------------------------
+    def loss(self, conversations: Sequence[Conversation], feature_lookup: FeatureLookup | None = None) -> torch.Tensor:
+        """Mean next-token cross-entropy over assistant tokens of a batch of conversations."""
+        built = [self.build_inputs(self.prepare(c, feature_lookup), add_generation_prompt=False) for c in conversations]
+        embeds, mask, labels = _right_pad([b[0] for b in built])
+        injection = _stack_injections([b[1] for b in built])
+        logits = self.llm.forward_logits(embeds, mask, injection)
+        shift_logits = logits[:, :-1].reshape(-1, logits.shape[-1]).float()
+        shift_labels = labels[:, 1:].reshape(-1)
+        if (shift_labels != IGNORE_INDEX).sum() == 0:
+            raise ValueError("batch has no assistant tokens to train on")
+        return nn.functional.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE_INDEX)
+
+    # --- generation ----------------------------------------------------------------------
+    def generate_ids(
+        self, conversations: Sequence[Conversation], options: GenerationOptions
+    ) -> tuple[Iterator[list[int | None]], list[int]]:
+        """Start decoding a batch; returns the per-step token iterator and each prompt's text-token count."""
+        with torch.inference_mode():
+            built = [self.build_inputs(self.prepare(c), add_generation_prompt=True) for c in conversations]
+        injection = _stack_injections([b[1] for b in built])
+        seqs = [b[0].embeds for b in built]
+        return self.llm.generate(seqs, options, injection), [b[0].embeds.shape[0] for b in built]
+
+    # --- candidate scoring ---------------------------------------------------------------
+    @torch.inference_mode()
+    def score(self, conversation: Conversation, candidates: Sequence[str], *, normalize: bool = False) -> torch.Tensor:
+        """Log-likelihood of each candidate as the assistant's reply (closed-vocabulary ranking).
+
+        Only the candidate's own tokens count (not the template's end marker), so candidates of
+        different lengths compare on their words; ``normalize`` divides by their token count.
+        """
+        from omnibind.messages import Message
+
+        if not candidates:
+            raise ValueError("no candidates to score")
+        prepared = self.prepare(conversation)
+        soft = self.soft_tokens(prepared.slots) if prepared.slots else []
+        rows = []
+        for cand in candidates:
+            p = Prepared([*conversation, Message.assistant(cand)], prepared.slots_per_part)
+            assembled, injection, segs = self.build_inputs(p, add_generation_prompt=False, soft=soft)
+            rows.append((assembled, injection, self._candidate_end(segs, assembled)))
+        embeds, mask, labels = _right_pad([r[0] for r in rows])
+        for i, r in enumerate(rows):
+            labels[i, r[2] :] = IGNORE_INDEX
+        injection = _stack_injections([r[1] for r in rows])
+        logits = self.llm.forward_logits(embeds, mask, injection).float()
+        logp = logits[:, :-1].log_softmax(-1)
+        tgt = labels[:, 1:]
+        valid = tgt != IGNORE_INDEX
+        picked = logp.gather(-1, tgt.clamp(min=0)[..., None])[..., 0] * valid
+        total = picked.sum(-1)
+        return total / valid.sum(-1).clamp(min=1) if normalize else total
+
+    def _candidate_end(self, segs: list[Segment], assembled: Assembled) -> int:
+        """Position just past the candidate's own tokens (before the end marker and tail)."""
+        trailing = [s for s in segs[segs.index(next(s for s in reversed(segs) if s.train)) + 1 :]]
+        end = self.template.assistant_end
+        n_after = sum(len(self.llm.tokenize(s.text)) for s in trailing if s.media is None)
+        return assembled.embeds.shape[0] - n_after - (len(self.llm.tokenize(end)) if end else 0)
+
+    # --- embeddings ----------------------------------------------------------------------
+    @torch.inference_mode()
+    def embed(self, parts: Sequence[MediaPart | TextPart | MixPart]) -> torch.Tensor:
+        """(N, D) L2-normalised bind-space vectors."""
+        from omnibind.modalities import load_part
+
+        slots: list[PreparedSlot] = []
+        for p in parts:
+            if isinstance(p, MixPart):
+                subs = [self._slot_for(q, "", None, load_part)[0] for q in p.parts]
+                slots.append(PreparedSlot("mix", "mix", mix_of=subs, weights=list(p.weights)))
+            else:
+                slot = self._slot_for(p, "", None, load_part)[0] if isinstance(p, MediaPart) else None
+                slots.append(slot if slot is not None else PreparedSlot("text", "text", data=p.text))
+        for s in slots:
+            if s.modality == "text":
+                self._require_encoder("text")
+        return torch.stack([v for v, _ in self.encode_slots(slots)])
+
+    # --- weights ---------------------------------------------------------------------------
+    def trainable_names(self) -> list[str]:
+        """Parameters saved in checkpoints: everything except frozen encoders and the frozen LLM base."""
+        names = []
+        frozen_enc = {id(p) for e in self.encoders.values() if not e.trainable for p in e.parameters()}
+        llm_params = _llm_named_parameters(self.llm)
+        llm_ids = {id(p) for _, p in llm_params}
+        for n, p in self.named_parameters():
+            if id(p) in frozen_enc or id(p) in llm_ids:
+                continue
+            names.append(n)
+        for n, _ in llm_params:
+            if "lora_" in n or (self.config.llm.train_bias_norm and _is_bias_or_norm(n)):
+                names.append(f"llm.{n}")
+        return sorted(set(names))
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        own = dict(self.named_parameters())
+        llm = dict(_llm_named_parameters(self.llm))
+        out = {}
+        for n in self.trainable_names():
+            t = llm[n[4:]] if n.startswith("llm.") and n not in own else own[n]
+            out[n] = t.detach().cpu().contiguous()
+        return out
+
+    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        from omnibind.errors import CheckpointError
+
+        expected = set(self.trainable_names())
+        missing, unexpected = expected - set(state), set(state) - expected
+        if missing or unexpected:
+            raise CheckpointError(
+                f"weights do not match the config: missing {sorted(missing)[:8]}, unexpected {sorted(unexpected)[:8]}"
+            )
+        own = dict(self.named_parameters())
+        llm = dict(_llm_named_parameters(self.llm))
+        with torch.no_grad():
+            for n, t in state.items():
+                target = llm[n[4:]] if n.startswith("llm.") and n not in own else own[n]
+                if target.shape != t.shape:
+                    raise CheckpointError(f"{n}: shape {tuple(t.shape)} in file, {tuple(target.shape)} in model")
+                target.copy_(t.to(target.dtype))
+
+    def set_trainable(self, names: Sequence[str] | None = None) -> list[nn.Parameter]:
+        """Freeze everything but ``names`` (default: all checkpointed weights); returns the trainable params."""
+        wanted = set(names if names is not None else self.trainable_names())
+        own = dict(self.named_parameters())
+        llm = dict(_llm_named_parameters(self.llm))
+        for p in self.parameters():
+            p.requires_grad_(False)
+        for _, p in llm.items():
+            p.requires_grad_(False)
+        params = []
+        for n in wanted:
+            p = llm[n[4:]] if n.startswith("llm.") and n not in own else own[n]
+            p.requires_grad_(True)
+            params.append(p)
+        return params
+
+
+# --- helpers -------------------------------------------------------------------------------
+def build_backend(config: ModelConfig, *, device: str = "cpu") -> LLMBackend:
+    import omnibind.llm.backends  # noqa: F401  (registers backends)
+
+    cls = LLM_BACKENDS.get(config.llm.backend)
+    return cls(config.llm.source, dtype=config.llm.dtype, device=device)
+
+
+def apply_lora(backend: LLMBackend, lora: Any) -> None:
+    """Wrap the backend's HF model with peft LoRA adapters (instruction tuning)."""
+    if not backend.supports_training:
+        raise BackendUnsupportedError(f"LoRA needs a trainable backend; {backend.name!r} is inference-only")
+    from peft import LoraConfig, get_peft_model
+
+    cfg = LoraConfig(
+        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=list(lora.target_modules)
+    )
+    backend.model = get_peft_model(backend.model, cfg)  # type: ignore[attr-defined]
+
+
+def _llm_named_parameters(backend: LLMBackend) -> list[tuple[str, nn.Parameter]]:
+    model = getattr(backend, "model", None)
+    return list(model.named_parameters()) if isinstance(model, nn.Module) else []
+
+
+def _is_bias_or_norm(name: str) -> bool:
+    return name.endswith(".bias") or "norm" in name.split(".")[-2]
+
+
+def _pkey(key: str) -> str:
+    return "shared" if key == "*" else key
+
+
+def _cue(cues: dict[str, str], key: str) -> str:
+    if key == VIDEO_SOUND:
+        return cues.get(VIDEO_SOUND, "Sound of the video:")
+    return cues.get(key, f"{key.capitalize()}:")
+
+
+def _row(out: EncoderOutput, j: int) -> EncoderOutput:
+    tokens = out.tokens[j] if out.tokens is not None else None
+    mask = out.token_mask[j] if out.token_mask is not None else None
+    if tokens is not None and mask is not None:  # drop padding so rows restack with other batches
+        tokens, mask = tokens[mask.bool()], None
+    return EncoderOutput(pooled=out.pooled[j], tokens=tokens, token_mask=mask)
+
+
+def _stack_outputs(rows: list[EncoderOutput]) -> EncoderOutput:
+    pooled = torch.stack([r.pooled for r in rows])
+    if any(r.tokens is None for r in rows):
+        return EncoderOutput(pooled=pooled)
+    longest = max(r.tokens.shape[0] for r in rows)  # type: ignore[union-attr]
+    dim = rows[0].tokens.shape[-1]  # type: ignore[union-attr]
+    tokens = pooled.new_zeros((len(rows), longest, dim))
+    mask = torch.zeros((len(rows), longest), dtype=torch.bool)
+    for i, r in enumerate(rows):
+        n = r.tokens.shape[0]  # type: ignore[union-attr]
+        tokens[i, :n] = r.tokens
+        mask[i, :n] = True if r.token_mask is None else r.token_mask.bool()
+    return EncoderOutput(pooled=pooled, tokens=tokens, token_mask=mask)
+
+
+def _right_pad(items: list[Assembled]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    longest = max(a.embeds.shape[0] for a in items)
+    hidden = items[0].embeds.shape[1]
+    embeds = items[0].embeds.new_zeros((len(items), longest, hidden))
+    mask = torch.zeros((len(items), longest), dtype=torch.long, device=embeds.device)
+    labels = torch.full((len(items), longest), IGNORE_INDEX, dtype=torch.long, device=embeds.device)
+    for i, a in enumerate(items):
+        n = a.embeds.shape[0]
+        embeds[i, :n] = a.embeds
+        mask[i, :n] = 1
+        labels[i, :n] = a.labels
+    return embeds, mask, labels
+
+
+def _stack_injections(items: list[LayerInjection | None]) -> LayerInjection | None:
+    if all(i is None for i in items):
+        return None
+    first = next(i for i in items if i is not None)
+    feats = [i.feature if i is not None else torch.zeros_like(first.feature) for i in items]
+    return LayerInjection(feature=torch.cat(feats, dim=0), gates=first.gates)
