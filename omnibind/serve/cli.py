@@ -1,0 +1,297 @@
+"""The ``omnibind`` command line. Heavy imports happen inside commands so ``--help`` is instant."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+app = typer.Typer(
+    name="omnibind",
+    help="Bind every modality to a language model: chat, embed, train, evaluate and serve.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+MEDIA_FLAGS = ("image", "audio", "video", "depth", "thermal", "imu", "points")
+ModelOpt = typer.Option(None, "--model", "-m", help="Checkpoint folder, config file or preset; default: embedded.")
+BackendOpt = typer.Option(None, "--backend", help="LLM backend override: transformers | llamacpp.")
+
+
+def _load(model: str | None, backend: str | None = None) -> Any:
+    import omnibind
+
+    return omnibind.load(model, backend=backend)
+
+
+def _fail(err: Exception) -> None:
+    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2)
+
+
+def _media_parts(files: dict[str, list[Path]], opts: dict[str, Any] | None = None) -> list[Any]:
+    from omnibind.messages import MediaPart
+
+    parts = []
+    for modality in MEDIA_FLAGS:
+        for f in files.get(modality) or []:
+            parts.append(MediaPart(modality, str(f), options=dict((opts or {}).get(modality, {}))))
+    return parts
+
+
+@app.command()
+def chat(
+    prompt: Optional[str] = typer.Argument(None, help="The question. Omit it for an interactive session."),
+    image: list[Path] = typer.Option([], "--image", help="Image file (repeatable)."),
+    audio: list[Path] = typer.Option([], "--audio", help="Audio file: wav/flac/ogg/mp3 (repeatable)."),
+    video: list[Path] = typer.Option([], "--video", help="Video file with its sound: mp4/avi/mkv/webm (repeatable)."),
+    depth: list[Path] = typer.Option([], "--depth", help="Depth map: 16-bit PNG or .npy/.npz (repeatable)."),
+    thermal: list[Path] = typer.Option([], "--thermal", help="Thermal image: PNG/TIFF or .npy °C (repeatable)."),
+    imu: list[Path] = typer.Option([], "--imu", help="IMU recording T×6: .csv/.npy/.npz (repeatable)."),
+    points: list[Path] = typer.Option([], "--points", help="Point cloud or mesh: ply/pcd/xyz/npy/obj/off/stl/glb."),
+    imu_rate: Optional[float] = typer.Option(None, help="Sample rate (Hz) of --imu files without a time column."),
+    model: Optional[str] = ModelOpt,
+    backend: Optional[str] = BackendOpt,
+    system: Optional[str] = typer.Option(None, help="System prompt."),
+    max_new_tokens: int = typer.Option(128, help="Maximum tokens to generate."),
+    temperature: float = typer.Option(0.0, help="0 = greedy."),
+    top_p: float = typer.Option(1.0),
+    top_k: int = typer.Option(0),
+    repetition_penalty: float = typer.Option(1.0),
+    seed: Optional[int] = typer.Option(None),
+    stream: bool = typer.Option(True, help="Print tokens as they come."),
+    interactive: bool = typer.Option(False, "--interactive", "-i", help="Multi-turn session (also when no prompt)."),
+) -> None:
+    """Ask about any mix of inputs: `omnibind chat "What is this?" --image cat.png --audio meow.wav`."""
+    from omnibind.errors import OmnibindError
+    from omnibind.messages import Message
+
+    files = {
+        "image": image, "audio": audio, "video": video, "depth": depth,
+        "thermal": thermal, "imu": imu, "points": points,
+    }
+    opts = {"imu": {"sample_rate": imu_rate}} if imu_rate else {}
+    gen = dict(
+        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+        repetition_penalty=repetition_penalty, seed=seed,
+    )
+    try:
+        parts = _media_parts(files, opts)
+        m = _load(model, backend)
+        history: list[Message] = [Message.system(system)] if system else []
+        if prompt is not None and not interactive:
+            _answer(m, [*history, Message.user(*parts, prompt)], gen, stream)
+            return
+        _repl(m, history, parts, prompt, gen, stream)
+    except OmnibindError as e:
+        _fail(e)
+
+
+def _answer(m: Any, conversation: list[Any], gen: dict[str, Any], stream: bool) -> str:
+    if not stream:
+        reply = m.chat(conversation, **gen)
+        typer.echo(reply.text)
+        return reply.text
+    s = m.stream(conversation, **gen)
+    for delta in s:
+        sys.stdout.write(delta)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    return s.reply.text if s.reply else ""
+
+
+REPL_HELP = (
+    "Commands: /image PATH, /audio PATH, /video PATH, /depth PATH, /thermal PATH, /imu PATH, /points PATH "
+    "(attach to the next question), /reset (forget the conversation), /history, /help, /quit"
+)
+
+
+def _repl(m: Any, history: list[Any], pending: list[Any], first: str | None, gen: dict[str, Any], stream: bool) -> None:
+    from omnibind.errors import OmnibindError
+    from omnibind.messages import MediaPart, Message
+
+    base = list(history)
+    typer.echo(f"omnibind chat — {m.config.name}. {REPL_HELP}")
+    queue = [first] if first else []
+    while True:
+        if queue:
+            line = queue.pop(0)
+        else:
+            try:
+                line = input("you> ")
+            except (EOFError, KeyboardInterrupt):
+                typer.echo("")
+                return
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("/"):
+            cmd, _, arg = line[1:].partition(" ")
+            if cmd in ("quit", "exit", "q"):
+                return
+            if cmd == "reset":
+                history, pending = list(base), []
+                typer.echo("(conversation cleared)")
+            elif cmd == "history":
+                for msg in history:
+                    typer.echo(f"{msg.role}: {msg.text} {' '.join(p.display_name for p in msg.media)}")
+            elif cmd in MEDIA_FLAGS and arg:
+                path = Path(arg.strip()).expanduser()
+                if not path.exists():
+                    typer.secho(f"error: {path}: no such file", fg=typer.colors.RED)
+                    continue
+                pending.append(MediaPart(cmd, str(path)))
+                typer.echo(f"(attached {cmd} {path})")
+            else:
+                typer.echo(REPL_HELP)
+            continue
+        msg = Message.user(*pending, line)
+        try:
+            typer.echo("assistant> ", nl=False)
+            text = _answer(m, [*history, msg], gen, stream)
+        except OmnibindError as e:
+            typer.secho(f"error: {e}", fg=typer.colors.RED)
+            continue
+        history += [msg, Message.assistant(text)]
+        pending = []
+
+
+@app.command()
+def embed(
+    text: list[str] = typer.Option([], "--text", help="Text input (repeatable)."),
+    image: list[Path] = typer.Option([], "--image"),
+    audio: list[Path] = typer.Option([], "--audio"),
+    video: list[Path] = typer.Option([], "--video"),
+    depth: list[Path] = typer.Option([], "--depth"),
+    thermal: list[Path] = typer.Option([], "--thermal"),
+    imu: list[Path] = typer.Option([], "--imu"),
+    points: list[Path] = typer.Option([], "--points"),
+    model: Optional[str] = ModelOpt,
+    output: Optional[Path] = typer.Option(None, "--out", help="Write vectors to a .npy file."),
+    as_json: bool = typer.Option(False, "--json", help="Print vectors as JSON."),
+) -> None:
+    """Embed inputs of any modality into the shared bind space; prints their cosine similarities."""
+    from omnibind.errors import OmnibindError
+    from omnibind.messages import TextPart
+
+    files = {
+        "image": image, "audio": audio, "video": video, "depth": depth,
+        "thermal": thermal, "imu": imu, "points": points,
+    }
+    try:
+        parts = [TextPart(t) for t in text] + _media_parts(files)
+        if not parts:
+            _fail(ValueError("give at least one input (--text, --image, --audio, ...)"))
+        vecs = _load(model).embed(parts)
+    except OmnibindError as e:
+        _fail(e)
+        return
+    names = [p.text if isinstance(p, TextPart) else p.display_name for p in parts]
+    if output:
+        import numpy as np
+
+        np.save(output, vecs)
+        typer.echo(f"wrote {vecs.shape} to {output}")
+    if as_json:
+        typer.echo(json.dumps({"inputs": names, "vectors": vecs.tolist()}))
+        return
+    sims = vecs @ vecs.T
+    width = max(len(n) for n in names)
+    typer.echo(f"{len(names)} vectors of dim {vecs.shape[1]}; cosine similarity:")
+    for i, n in enumerate(names):
+        typer.echo(f"{n:<{width}}  " + " ".join(f"{s:+.3f}" for s in sims[i]))
+
+
+@app.command()
+def info(model: Optional[str] = ModelOpt, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Show the config, encoders, parameter counts and cache paths."""
+    from omnibind.errors import OmnibindError
+
+    try:
+        data = _load(model).info()
+    except OmnibindError as e:
+        _fail(e)
+        return
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, default=str))
+        return
+    typer.echo(f"model:      {data['name']} ({data['origin']}, {'trained' if data['trained'] else 'UNTRAINED heads'})")
+    llm = data["llm"]
+    typer.echo(f"llm:        {llm['source']} via {llm['backend']} — {llm['parameters'] / 1e6:.1f}M params, "
+               f"{llm['layers']} layers, width {llm['hidden_size']}, template {llm['template']}")
+    typer.echo(f"injection:  {data['injection']}; bind space dim {data['bind_dim']}")
+    for k, v in data["projectors"].items():
+        typer.echo(f"projector:  {k}: {v['name']} → {v['num_tokens']} soft tokens")
+    for m, e in data["encoders"].items():
+        typer.echo(f"encoder:    {m:<8} {e['name']:<20} {e['parameters'] / 1e6:6.2f}M params  dim {e['output_dim']}"
+                   f"{'  (trainable)' if e['trainable'] else ''}")
+    typer.echo(f"trainable:  {data['trainable_parameters'] / 1e6:.2f}M parameters in checkpoints")
+    typer.echo(f"cache dir:  {data['cache_dir']}")
+
+
+bench_app = typer.Typer(help="Performance measurements (figures and ratios measured in one run).", invoke_without_command=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.callback()
+def bench(
+    ctx: typer.Context,
+    model: Optional[str] = ModelOpt,
+    tokens: int = typer.Option(32, help="Tokens generated per timing."),
+    repeats: int = typer.Option(3, help="Timed repetitions (median reported)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the figures as JSON."),
+) -> None:
+    """Load time, per-modality encode time and the glue overhead of the model path."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from omnibind.bench.core import print_report, run_core_bench
+
+    results = run_core_bench(model, tokens=tokens, repeats=repeats)
+    print_report(results)
+    if out:
+        out.write_text(json.dumps(results, indent=2))
+
+
+def _mount_optional() -> None:
+    """Attach the command groups that live beside their subsystems."""
+    mounts = [
+        ("omnibind.data.cli", "app", "group", "data"),
+        ("omnibind.train.cli", "train_command", "command", "train"),
+        ("omnibind.eval.cli", "app", "group", "eval"),
+        ("omnibind.serve.server_cli", "serve_command", "command", "serve"),
+        ("omnibind.serve.server_cli", "web_command", "command", "web"),
+        ("omnibind.llm.export_cli", "app", "group", "export"),
+        ("omnibind.bench.serve", "bench_serve_command", "bench", "serve"),
+        ("omnibind.bench.backends", "bench_backends_command", "bench", "backends"),
+        ("omnibind.bench.train", "bench_train_command", "bench", "train"),
+    ]
+    for module, attr, kind, name in mounts:
+        try:
+            obj = getattr(importlib.import_module(module), attr)
+        except ModuleNotFoundError as e:
+            if e.name == module:
+                continue  # subsystem not installed in this build
+            raise
+        if kind == "group":
+            app.add_typer(obj, name=name)
+        elif kind == "command":
+            app.command(name)(obj)
+        else:
+            bench_app.command(name)(obj)
+
+
+_mount_optional()
+
+
+def main() -> None:
+    """Entry point of the ``omnibind`` script."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
