@@ -1,9 +1,9 @@
 """omnibind: bind every modality to a language model.
 
-    import omnibind
-    from omnibind import Image, Audio, Message
-    model = omnibind.load()                      # the embedded default, offline on a CPU
-    print(model.chat([Message.user(Image("cat.png"), "What is this?")]))
+import omnibind
+from omnibind import Image, Audio, Message
+model = omnibind.load()                      # the embedded default, offline on a CPU
+print(model.chat([Message.user(Image("cat.png"), "What is this?")]))
 """
 
 from __future__ import annotations

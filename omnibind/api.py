@@ -162,7 +162,10 @@ class Model:
         with self._lock:
             steps, lengths = self.core.generate_ids([conv], opts)
         return TextStream(
-            _locked(steps, self._lock), _TextDecoder(self.core.llm.detokenize, opts.stop), lengths[0], opts.max_new_tokens
+            _locked(steps, self._lock),
+            _TextDecoder(self.core.llm.detokenize, opts.stop),
+            lengths[0],
+            opts.max_new_tokens,
         )
 
     def generate(self, conversations: Sequence[str | Message | list[Message]], **options: Any) -> list[Reply]:

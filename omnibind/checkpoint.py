@@ -44,7 +44,7 @@ def llm_fingerprint(source: str) -> str:
             from omnibind.llm.embedded import embedded_gguf_path
 
             path = embedded_gguf_path()
-    except Exception:  # noqa: BLE001 - a missing base is reported at load, not here
+    except Exception:
         return "unknown"
     if path is None or not path.exists():
         return "unknown"
@@ -71,8 +71,10 @@ def save_checkpoint(model: Any, folder: str | Path, *, extra: dict[str, Any] | N
             "num_tensors": len(state),
             "num_parameters": int(sum(t.numel() for t in state.values())),
             "base_llm": {"source": model.config.llm.source, "fingerprint": llm_fingerprint(model.config.llm.source)},
-            "encoders": {m: {"name": model.config.encoders[m].name, "fingerprint": e.fingerprint()}
-                         for m, e in model.encoders.items()},
+            "encoders": {
+                m: {"name": model.config.encoders[m].name, "fingerprint": e.fingerprint()}
+                for m, e in model.encoders.items()
+            },
             **(extra or {}),
         }
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -59,7 +59,10 @@ class LoRAConfig:
 
 @dataclass
 class LLMConfig:
-    """The language model: ``source`` is ``embedded:smollm2-135m``, a local folder or a hub id already in the local cache."""
+    """The language model.
+
+    ``source`` is ``embedded:smollm2-135m``, a local folder, or a hub id already in the local cache.
+    """
 
     backend: str = "transformers"
     source: str = "embedded:smollm2-135m"
@@ -102,7 +105,9 @@ class RetrievalCacheConfig:
     path: str | None = None
     top_k: int = 8
     alpha: float = 0.5
-    modalities: list[str] = field(default_factory=lambda: ["audio", "video", "depth", "thermal", "imu", "points", "text"])
+    modalities: list[str] = field(
+        default_factory=lambda: ["audio", "video", "depth", "thermal", "imu", "points", "text"]
+    )
 
 
 @dataclass
@@ -162,7 +167,7 @@ class ModelConfig:
                 data = json.loads(p.read_text())
         except FileNotFoundError:
             raise ConfigError(f"{p}: no such config file") from None
-        except Exception as e:  # noqa: BLE001 - any parse error becomes a typed one
+        except Exception as e:
             raise ConfigError(f"{p}: cannot parse config: {e}") from e
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: config must be a mapping")

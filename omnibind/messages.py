@@ -90,7 +90,7 @@ class MixPart:
         object.__setattr__(self, "type", "mix")
 
 
-Part = Union[TextPart, MediaPart, MixPart]
+Part = Union[TextPart, MediaPart, MixPart]  # noqa: UP007 - a runtime alias, valid on Python 3.10
 
 
 @dataclass
@@ -142,7 +142,9 @@ def _media(modality: str):
         return MediaPart(modality, source, format=format, options=options, name=name)
 
     make.__name__ = modality.capitalize()
-    make.__doc__ = f"A {modality} part from a path, file bytes or decoded data; keyword options are passed to the loader."
+    make.__doc__ = (
+        f"A {modality} part from a path, file bytes or decoded data; keyword options are passed to the loader."
+    )
     return make
 
 

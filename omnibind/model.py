@@ -67,8 +67,8 @@ class OmnibindModel(nn.Module):
 
     def __init__(self, config: ModelConfig, *, backend: LLMBackend | None = None, device: str = "cpu"):
         super().__init__()
-        import omnibind.encoders  # noqa: F401  (registers encoders)
-        import omnibind.modalities  # noqa: F401  (registers modalities)
+        import omnibind.encoders
+        import omnibind.modalities
         import omnibind.projectors  # noqa: F401  (registers projectors)
 
         torch.manual_seed(config.seed)
@@ -170,9 +170,7 @@ class OmnibindModel(nn.Module):
 
     def _require_encoder(self, modality: str) -> None:
         if modality not in self.encoders:
-            raise ConfigError(
-                f"this model has no encoder for {modality!r} inputs; configured: {sorted(self.encoders)}"
-            )
+            raise ConfigError(f"this model has no encoder for {modality!r} inputs; configured: {sorted(self.encoders)}")
 
     def _expert_note(self, slot: PreparedSlot) -> str:
         """Modality experts as text context (ImageBind-LLM fed detector labels; Whisper for speech)."""

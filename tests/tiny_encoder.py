@@ -28,7 +28,14 @@ def _stats(a: np.ndarray) -> list[float]:
     if flat.size == 0:
         return [0.0] * 8
     q = np.quantile(flat, [0.1, 0.5, 0.9])
-    return [float(flat.mean()), float(flat.std()), float(flat.min()), float(flat.max()), *map(float, q), float(flat.size) ** 0.5]
+    return [
+        float(flat.mean()),
+        float(flat.std()),
+        float(flat.min()),
+        float(flat.max()),
+        *map(float, q),
+        float(flat.size) ** 0.5,
+    ]
 
 
 class TinyTestEncoder(Encoder):
@@ -48,7 +55,9 @@ class TinyTestEncoder(Encoder):
         feats = torch.tensor([_stats(_array(x)) for x in items], dtype=torch.float32)
         feats = feats / (feats.abs().amax(dim=1, keepdim=True) + 1.0)
         tokens = torch.stack([feats, feats * 0.5, -feats], dim=1)
-        return EncoderOutput(pooled=self.proj(feats), tokens=tokens, token_mask=torch.ones(len(items), 3, dtype=torch.bool))
+        return EncoderOutput(
+            pooled=self.proj(feats), tokens=tokens, token_mask=torch.ones(len(items), 3, dtype=torch.bool)
+        )
 
 
 if "test_tiny" not in ENCODERS:

@@ -51,8 +51,7 @@ def _median_time(fn: Any, repeats: int) -> float:
 def load_times(model: str | None) -> dict[str, float]:
     """Cold: a fresh process importing omnibind and loading the model. Warm: a second load in-process."""
     code = (
-        "import time; t=time.perf_counter(); import omnibind; m=omnibind.load(%r); "
-        "print(time.perf_counter()-t)" % (model,)
+        f"import time; t=time.perf_counter(); import omnibind; m=omnibind.load({model!r}); print(time.perf_counter()-t)"
     )
     t = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -165,7 +164,9 @@ def print_report(r: dict[str, Any]) -> None:
     if "glue_overhead_ratio" in g:
         t.add_row("answer with image (s)", f"{g['answer_seconds']:.2f}")
         t.add_row("  of which image encode (s)", f"{g['encode_seconds']:.2f}")
-        t.add_row(f"bare LLM generate, {g['prompt_tokens']}+{g['new_tokens']} tokens (s)", f"{g['bare_llm_seconds']:.2f}")
+        t.add_row(
+            f"bare LLM generate, {g['prompt_tokens']}+{g['new_tokens']} tokens (s)", f"{g['bare_llm_seconds']:.2f}"
+        )
         t.add_row("glue overhead (answer − encode − bare) / bare", f"{g['glue_overhead_ratio'] * 100:+.1f}%")
         t.add_row("decode tokens/s (excl. encode)", f"{g['tokens_per_second']:.1f}")
     c.print(t)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -85,3 +86,18 @@ def _as_f32(v: np.ndarray | torch.Tensor) -> np.ndarray:
     if isinstance(v, torch.Tensor):
         v = v.detach().cpu().numpy()
     return np.ascontiguousarray(v, dtype=np.float32)
+
+
+def build_image_cache(model: Any, images: list[Path], out: str | Path, *, batch_size: int = 16) -> RetrievalCache:
+    """Embed ``images`` with ``model`` (an ``omnibind.Model``) into a saved retrieval cache."""
+    from tqdm import tqdm
+
+    from omnibind.messages import MediaPart
+
+    cache = RetrievalCache(model.config.bind.dim)
+    for i in tqdm(range(0, len(images), batch_size), desc="image features", unit="batch"):
+        chunk = images[i : i + batch_size]
+        vecs = model.embed([MediaPart("image", str(p)) for p in chunk])
+        cache.add(vecs, [str(p) for p in chunk])
+    cache.save(out)
+    return cache

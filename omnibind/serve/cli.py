@@ -6,7 +6,7 @@ import importlib
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -46,7 +46,7 @@ def _media_parts(files: dict[str, list[Path]], opts: dict[str, Any] | None = Non
 
 @app.command()
 def chat(
-    prompt: Optional[str] = typer.Argument(None, help="The question. Omit it for an interactive session."),
+    prompt: str | None = typer.Argument(None, help="The question. Omit it for an interactive session."),
     image: list[Path] = typer.Option([], "--image", help="Image file (repeatable)."),
     audio: list[Path] = typer.Option([], "--audio", help="Audio file: wav/flac/ogg/mp3 (repeatable)."),
     video: list[Path] = typer.Option([], "--video", help="Video file with its sound: mp4/avi/mkv/webm (repeatable)."),
@@ -54,16 +54,16 @@ def chat(
     thermal: list[Path] = typer.Option([], "--thermal", help="Thermal image: PNG/TIFF or .npy °C (repeatable)."),
     imu: list[Path] = typer.Option([], "--imu", help="IMU recording T×6: .csv/.npy/.npz (repeatable)."),
     points: list[Path] = typer.Option([], "--points", help="Point cloud or mesh: ply/pcd/xyz/npy/obj/off/stl/glb."),
-    imu_rate: Optional[float] = typer.Option(None, help="Sample rate (Hz) of --imu files without a time column."),
-    model: Optional[str] = ModelOpt,
-    backend: Optional[str] = BackendOpt,
-    system: Optional[str] = typer.Option(None, help="System prompt."),
+    imu_rate: float | None = typer.Option(None, help="Sample rate (Hz) of --imu files without a time column."),
+    model: str | None = ModelOpt,
+    backend: str | None = BackendOpt,
+    system: str | None = typer.Option(None, help="System prompt."),
     max_new_tokens: int = typer.Option(128, help="Maximum tokens to generate."),
     temperature: float = typer.Option(0.0, help="0 = greedy."),
     top_p: float = typer.Option(1.0),
     top_k: int = typer.Option(0),
     repetition_penalty: float = typer.Option(1.0),
-    seed: Optional[int] = typer.Option(None),
+    seed: int | None = typer.Option(None),
     stream: bool = typer.Option(True, help="Print tokens as they come."),
     interactive: bool = typer.Option(False, "--interactive", "-i", help="Multi-turn session (also when no prompt)."),
 ) -> None:
@@ -72,13 +72,22 @@ def chat(
     from omnibind.messages import Message
 
     files = {
-        "image": image, "audio": audio, "video": video, "depth": depth,
-        "thermal": thermal, "imu": imu, "points": points,
+        "image": image,
+        "audio": audio,
+        "video": video,
+        "depth": depth,
+        "thermal": thermal,
+        "imu": imu,
+        "points": points,
     }
     opts = {"imu": {"sample_rate": imu_rate}} if imu_rate else {}
     gen = dict(
-        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
-        repetition_penalty=repetition_penalty, seed=seed,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        repetition_penalty=repetition_penalty,
+        seed=seed,
     )
     try:
         parts = _media_parts(files, opts)
@@ -171,8 +180,8 @@ def embed(
     thermal: list[Path] = typer.Option([], "--thermal"),
     imu: list[Path] = typer.Option([], "--imu"),
     points: list[Path] = typer.Option([], "--points"),
-    model: Optional[str] = ModelOpt,
-    output: Optional[Path] = typer.Option(None, "--out", help="Write vectors to a .npy file."),
+    model: str | None = ModelOpt,
+    output: Path | None = typer.Option(None, "--out", help="Write vectors to a .npy file."),
     as_json: bool = typer.Option(False, "--json", help="Print vectors as JSON."),
 ) -> None:
     """Embed inputs of any modality into the shared bind space; prints their cosine similarities."""
@@ -180,8 +189,13 @@ def embed(
     from omnibind.messages import TextPart
 
     files = {
-        "image": image, "audio": audio, "video": video, "depth": depth,
-        "thermal": thermal, "imu": imu, "points": points,
+        "image": image,
+        "audio": audio,
+        "video": video,
+        "depth": depth,
+        "thermal": thermal,
+        "imu": imu,
+        "points": points,
     }
     try:
         parts = [TextPart(t) for t in text] + _media_parts(files)
@@ -208,7 +222,7 @@ def embed(
 
 
 @app.command()
-def info(model: Optional[str] = ModelOpt, as_json: bool = typer.Option(False, "--json")) -> None:
+def info(model: str | None = ModelOpt, as_json: bool = typer.Option(False, "--json")) -> None:
     """Show the config, encoders, parameter counts and cache paths."""
     from omnibind.errors import OmnibindError
 
@@ -222,29 +236,66 @@ def info(model: Optional[str] = ModelOpt, as_json: bool = typer.Option(False, "-
         return
     typer.echo(f"model:      {data['name']} ({data['origin']}, {'trained' if data['trained'] else 'UNTRAINED heads'})")
     llm = data["llm"]
-    typer.echo(f"llm:        {llm['source']} via {llm['backend']} — {llm['parameters'] / 1e6:.1f}M params, "
-               f"{llm['layers']} layers, width {llm['hidden_size']}, template {llm['template']}")
+    typer.echo(
+        f"llm:        {llm['source']} via {llm['backend']} — {llm['parameters'] / 1e6:.1f}M params, "
+        f"{llm['layers']} layers, width {llm['hidden_size']}, template {llm['template']}"
+    )
     typer.echo(f"injection:  {data['injection']}; bind space dim {data['bind_dim']}")
     for k, v in data["projectors"].items():
         typer.echo(f"projector:  {k}: {v['name']} → {v['num_tokens']} soft tokens")
     for m, e in data["encoders"].items():
-        typer.echo(f"encoder:    {m:<8} {e['name']:<20} {e['parameters'] / 1e6:6.2f}M params  dim {e['output_dim']}"
-                   f"{'  (trainable)' if e['trainable'] else ''}")
+        typer.echo(
+            f"encoder:    {m:<8} {e['name']:<20} {e['parameters'] / 1e6:6.2f}M params  dim {e['output_dim']}"
+            f"{'  (trainable)' if e['trainable'] else ''}"
+        )
     typer.echo(f"trainable:  {data['trainable_parameters'] / 1e6:.2f}M parameters in checkpoints")
     typer.echo(f"cache dir:  {data['cache_dir']}")
 
 
-bench_app = typer.Typer(help="Performance measurements (figures and ratios measured in one run).", invoke_without_command=True)
+cache_app = typer.Typer(help="The retrieval cache of image features (ImageBind-LLM's cache-enhanced inference).")
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("build")
+def cache_build(
+    images: list[Path] = typer.Argument(..., help="Image files or folders (searched for jpg/png/webp)."),
+    out: Path = typer.Option(..., "--out", help="Folder to write the cache into."),
+    model: str | None = ModelOpt,
+    batch_size: int = typer.Option(16),
+) -> None:
+    """Embed images into a FAISS index; enable it with `cache: {enabled: true, path: OUT}` in a config."""
+    from omnibind.bind.cache import build_image_cache
+    from omnibind.errors import OmnibindError
+
+    files: list[Path] = []
+    for p in images:
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+        else:
+            files.append(p)
+    if not files:
+        _fail(ValueError("no images found"))
+    try:
+        cache = build_image_cache(_load(model), files, out, batch_size=batch_size)
+    except OmnibindError as e:
+        _fail(e)
+        return
+    typer.echo(f"wrote {len(cache)} image features (dim {cache.dim}) to {out}")
+
+
+bench_app = typer.Typer(
+    help="Performance measurements (figures and ratios measured in one run).", invoke_without_command=True
+)
 app.add_typer(bench_app, name="bench")
 
 
 @bench_app.callback()
 def bench(
     ctx: typer.Context,
-    model: Optional[str] = ModelOpt,
+    model: str | None = ModelOpt,
     tokens: int = typer.Option(32, help="Tokens generated per timing."),
     repeats: int = typer.Option(3, help="Timed repetitions (median reported)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Also write the figures as JSON."),
+    out: Path | None = typer.Option(None, "--out", help="Also write the figures as JSON."),
 ) -> None:
     """Load time, per-modality encode time and the glue overhead of the model path."""
     if ctx.invoked_subcommand is not None:

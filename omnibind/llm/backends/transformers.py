@@ -41,7 +41,9 @@ class TransformersBackend(LLMBackend):
     supports_layer_injection = True
     supports_training = True
 
-    def __init__(self, source: str, *, dtype: str = "float32", device: str = "cpu", model: Any = None, tokenizer: Any = None):
+    def __init__(
+        self, source: str, *, dtype: str = "float32", device: str = "cpu", model: Any = None, tokenizer: Any = None
+    ):
         import os
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -67,7 +69,9 @@ class TransformersBackend(LLMBackend):
         self.eos_token_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
         if tokenizer.eos_token_id is not None:
             self.eos_token_ids.add(tokenizer.eos_token_id)
-        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(self.eos_token_ids))
+        self.pad_token_id = (
+            tokenizer.pad_token_id if tokenizer.pad_token_id is not None else next(iter(self.eos_token_ids))
+        )
         self._embed_scale = _embedding_scale(self.model)
 
     # --- tokens ------------------------------------------------------------------------
@@ -143,9 +147,7 @@ class TransformersBackend(LLMBackend):
         finished = [False] * batch
         history: list[list[int]] = [[] for _ in range(batch)]
         with torch.inference_mode(), self._injected(injection):
-            out = self.model(
-                inputs_embeds=embeds, attention_mask=mask, position_ids=_positions(mask), use_cache=True
-            )
+            out = self.model(inputs_embeds=embeds, attention_mask=mask, position_ids=_positions(mask), use_cache=True)
             past = out.past_key_values
             logits = out.logits[:, -1, :]
             for _step in range(options.max_new_tokens):
@@ -167,9 +169,7 @@ class TransformersBackend(LLMBackend):
                 yield step
                 if all(finished):
                     return
-                feed = torch.tensor(
-                    [h[-1] if h else self.pad_token_id for h in history], device=self.device
-                )[:, None]
+                feed = torch.tensor([h[-1] if h else self.pad_token_id for h in history], device=self.device)[:, None]
                 mask = torch.cat([mask, torch.ones((batch, 1), dtype=mask.dtype, device=mask.device)], dim=1)
                 pos = (mask.sum(dim=1, keepdim=True) - 1).clamp(min=0)
                 out = self.model(
