@@ -240,7 +240,9 @@ def test_retrieval_cache_pulls_toward_images(tmp_path: Path):
     imgs = rng.normal(size=(20, 8)).astype(np.float32)
     cache = RetrievalCache(8)
     cache.add(imgs, [f"i{i}" for i in range(20)])
-    q = torch.nn.functional.normalize(torch.from_numpy(imgs[3] + 0.8 * rng.normal(size=8).astype(np.float32)), dim=0)
+    q = torch.nn.functional.normalize(torch.from_numpy(imgs[3] + 0.3 * rng.normal(size=8).astype(np.float32)), dim=0)
+    _, idx = cache.retrieve(q[None], 1)
+    assert idx[0, 0] == 3
     out = cache.blend(q[None], top_k=1, alpha=0.8)[0]
     target = torch.nn.functional.normalize(torch.from_numpy(imgs[3]), dim=0)
     assert float(out @ target) > float(q @ target)
