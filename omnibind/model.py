@@ -198,8 +198,8 @@ class OmnibindModel(nn.Module):
         vectors: dict[int, torch.Tensor] = {}
         outputs: dict[int, EncoderOutput] = {}
         for modality, idx in by_mod.items():
-            out = self._encoder_output(modality, [flat[i] for i in idx])
-            vec = self.bind(modality, out.pooled.to(self.device))
+            out = _to_device(self._encoder_output(modality, [flat[i] for i in idx]), self.device)
+            vec = self.bind(modality, out.pooled)
             if self.retrieval_cache is not None and modality in self.config.cache.modalities:
                 vec = self.retrieval_cache.blend(vec, top_k=self.config.cache.top_k, alpha=self.config.cache.alpha)
             for j, i in enumerate(idx):
@@ -478,6 +478,19 @@ def _row(out: EncoderOutput, j: int) -> EncoderOutput:
     return EncoderOutput(pooled=out.pooled[j], tokens=tokens, token_mask=mask)
 
 
+def _to_device(out: EncoderOutput, device: torch.device) -> EncoderOutput:
+    """Encoders may run elsewhere (CTranslate2 on CPU): bring their outputs to the model's device."""
+
+    def move(t: torch.Tensor | None) -> torch.Tensor | None:
+        if t is None:
+            return None
+        t = t.to(device)
+        # features made under inference_mode cannot enter autograd (training the heads): copy them out
+        return t.clone() if t.is_inference() and not torch.is_inference_mode_enabled() else t
+
+    return EncoderOutput(pooled=move(out.pooled), tokens=move(out.tokens), token_mask=move(out.token_mask))
+
+
 def _stack_outputs(rows: list[EncoderOutput]) -> EncoderOutput:
     pooled = torch.stack([r.pooled for r in rows])
     if any(r.tokens is None for r in rows):
@@ -485,7 +498,7 @@ def _stack_outputs(rows: list[EncoderOutput]) -> EncoderOutput:
     longest = max(r.tokens.shape[0] for r in rows)  # type: ignore[union-attr]
     dim = rows[0].tokens.shape[-1]  # type: ignore[union-attr]
     tokens = pooled.new_zeros((len(rows), longest, dim))
-    mask = torch.zeros((len(rows), longest), dtype=torch.bool)
+    mask = torch.zeros((len(rows), longest), dtype=torch.bool, device=pooled.device)
     for i, r in enumerate(rows):
         n = r.tokens.shape[0]  # type: ignore[union-attr]
         tokens[i, :n] = r.tokens

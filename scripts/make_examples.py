@@ -54,8 +54,8 @@ def sound() -> None:
 def video() -> None:
     """4 s, 10 fps, 160×120: a slow zoom into the cat photo, with the bell as its sound track."""
     import av
-    from skimage import data
     from PIL import Image
+    from skimage import data
 
     cat = Image.fromarray(data.chelsea())
     rate, fps, seconds = 16000, 10, 4

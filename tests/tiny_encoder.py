@@ -51,6 +51,7 @@ class TinyTestEncoder(Encoder):
             self.proj.weight.copy_(torch.randn(dim, 8, generator=gen) * 0.1)
             self.proj.bias.zero_()
 
+    @torch.inference_mode()  # like many frozen encoders: the model must still train heads on these outputs
     def encode(self, items: list[Any]) -> EncoderOutput:
         feats = torch.tensor([_stats(_array(x)) for x in items], dtype=torch.float32)
         feats = feats / (feats.abs().amax(dim=1, keepdim=True) + 1.0)

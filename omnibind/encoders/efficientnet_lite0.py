@@ -62,7 +62,7 @@ class EfficientNetLite0Encoder(Encoder):
         batch = torch.from_numpy(np.stack([preprocess(p) for p in pixels])).to(self.device)
         return self.net.extract_features(batch)  # (B, 1280, 7, 7)
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: the outputs feed trainable heads
     def encode(self, items: list[Any]) -> EncoderOutput:
         pooled, tokens = [], []
         for i in range(0, len(items), self.batch_size):
@@ -71,7 +71,7 @@ class EfficientNetLite0Encoder(Encoder):
             tokens.append(fmap.flatten(2).transpose(1, 2))
         return EncoderOutput(pooled=torch.cat(pooled), tokens=torch.cat(tokens))
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def top_labels(self, items: list[Any], k: int = 3) -> list[list[tuple[str, float]]]:
         """ImageNet-1k class names with probabilities, best first (the image-labels expert)."""
         names = imagenet_names()
@@ -79,8 +79,7 @@ class EfficientNetLite0Encoder(Encoder):
         probs = self.net._fc(pooled).softmax(-1)
         top = probs.topk(k, dim=-1)
         return [
-            [(names[int(i)], float(p)) for p, i in zip(row_p, row_i)]
-            for row_p, row_i in zip(top.values, top.indices)
+            [(names[int(i)], float(p)) for p, i in zip(row_p, row_i)] for row_p, row_i in zip(top.values, top.indices)
         ]
 
 

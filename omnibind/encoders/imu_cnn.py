@@ -31,9 +31,12 @@ class IMUCNNEncoder(Encoder):
         self.output_dim = out_dim
         self.token_dim = width * 2
         self.net = nn.Sequential(
-            nn.Conv1d(12, width, 7, stride=2, padding=3), nn.GELU(),
-            nn.Conv1d(width, width * 2, 5, stride=2, padding=2), nn.GELU(),
-            nn.Conv1d(width * 2, width * 2, 3, stride=2, padding=1), nn.GELU(),
+            nn.Conv1d(12, width, 7, stride=2, padding=3),
+            nn.GELU(),
+            nn.Conv1d(width, width * 2, 5, stride=2, padding=2),
+            nn.GELU(),
+            nn.Conv1d(width * 2, width * 2, 3, stride=2, padding=1),
+            nn.GELU(),
         )
         self.out = nn.Linear(width * 4, out_dim)
         torch.random.set_rng_state(gen_state)

@@ -47,7 +47,7 @@ class MiniLMEncoder(Encoder):
     def fingerprint(self) -> str:
         return f"minilm-{file_hash(self.path / 'model.safetensors')}-{self.max_length}"
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: the outputs feed trainable heads
     def encode(self, items: list[Any]) -> EncoderOutput:
         texts = [str(t) for t in items]
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")

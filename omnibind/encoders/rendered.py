@@ -88,9 +88,7 @@ class ThermalAsImageEncoder(_ViaImageEncoder):
         self.fixed_range = tuple(fixed_range) if fixed_range else (-20.0, 120.0)
 
     def encode(self, items: list[Any]) -> EncoderOutput:
-        return self.image.encode(
-            [ImageData(render.render_thermal(t.values, t.unit, self.fixed_range)) for t in items]
-        )
+        return self.image.encode([ImageData(render.render_thermal(t.values, t.unit, self.fixed_range)) for t in items])
 
 
 @ENCODERS.register("points_multiview")

@@ -66,7 +66,7 @@ class WhisperEncoder(Encoder):
             out.append(enc[:valid])
         return np.concatenate(out).astype(np.float32)
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: the outputs feed trainable heads
     def encode(self, items: list[Any]) -> EncoderOutput:
         pooled, tokens, lengths = [], [], []
         for item in items:
@@ -87,8 +87,9 @@ class WhisperEncoder(Encoder):
 
     def transcribe(self, item: Any) -> str:
         """Greedy English transcript (empty when there is no speech)."""
-        segments, _ = self.model.transcribe(_wave(item), language="en", beam_size=1, vad_filter=False,
-                                            condition_on_previous_text=False)
+        segments, _ = self.model.transcribe(
+            _wave(item), language="en", beam_size=1, vad_filter=False, condition_on_previous_text=False
+        )
         text = " ".join(s.text.strip() for s in segments if s.no_speech_prob < 0.6).strip()
         return text
 

@@ -81,11 +81,15 @@ def check_source(
                 ext = sniff_format(f.read(64)) or ""
         src = Source(name=display, ext=ext, path=path)
     else:
-        raise InputError(name or f"<{type(source).__name__}>", f"cannot read {modality} from a {type(source).__name__}",
-                         modality=modality)
+        raise InputError(
+            name or f"<{type(source).__name__}>",
+            f"cannot read {modality} from a {type(source).__name__}",
+            modality=modality,
+        )
     if allowed and src.ext not in allowed:
         raise UnsupportedFormatError(
-            src.name, f"unsupported {modality} format {src.ext or '(unknown)'!r}; expected one of {', '.join(allowed)}",
+            src.name,
+            f"unsupported {modality} format {src.ext or '(unknown)'!r}; expected one of {', '.join(allowed)}",
             modality=modality,
         )
     return src

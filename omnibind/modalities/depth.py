@@ -91,8 +91,9 @@ def _finish(arr: Any, kind: str, name: str, limits: Limits) -> DepthData:
     if d.ndim != 2 or min(d.shape) == 0:
         raise InputError(name, f"expected an (H, W) depth map, got shape {d.shape}", modality="depth")
     if d.size > limits.max_depth_pixels:
-        raise InputTooLargeError(name, f"{d.size} pixels exceeds the limit of {limits.max_depth_pixels}",
-                                 modality="depth")
+        raise InputTooLargeError(
+            name, f"{d.size} pixels exceeds the limit of {limits.max_depth_pixels}", modality="depth"
+        )
     d = d.copy()
     d[~np.isfinite(d) | (d <= 0)] = np.nan
     if np.isnan(d).all():

@@ -32,8 +32,9 @@ class ImageModality(Modality):
         if type(source).__module__.startswith("PIL."):
             return ImageData(_pil_to_rgb(source, source_name(source, name), limits))
         if not is_file_source(source):
-            raise InputError(source_name(source, name), f"cannot read an image from {type(source).__name__}",
-                             modality="image")
+            raise InputError(
+                source_name(source, name), f"cannot read an image from {type(source).__name__}", modality="image"
+            )
         src = check_source(source, modality="image", limits=limits, format=format, name=name, allowed=FORMATS)
         return ImageData(decode_image(src.read(), src.name, limits))
 
@@ -72,7 +73,7 @@ def _pil_to_rgb(im: Any, name: str, limits: Limits) -> np.ndarray:
         raise InputTooLargeError(name, f"{im.width}×{im.height} pixels exceeds the limit", modality="image")
     try:
         im = ImageOps.exif_transpose(im)
-    except Exception:  # noqa: BLE001 - a broken EXIF block must not reject a readable image
+    except Exception:
         pass
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(im, dtype=np.float32)
@@ -96,8 +97,9 @@ def _check_array(arr: np.ndarray, name: str, limits: Limits) -> ImageData:
     if a.ndim == 2:
         a = np.repeat(a[..., None], 3, axis=2)
     if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
-        raise InputError(name, f"expected an (H, W), (H, W, 3) or (H, W, 4) array, got shape {a.shape}",
-                         modality="image")
+        raise InputError(
+            name, f"expected an (H, W), (H, W, 3) or (H, W, 4) array, got shape {a.shape}", modality="image"
+        )
     if a.shape[0] * a.shape[1] > limits.max_image_pixels:
         raise InputTooLargeError(name, f"{a.shape[1]}×{a.shape[0]} pixels exceeds the limit", modality="image")
     if a.shape[0] == 0 or a.shape[1] == 0:

@@ -101,8 +101,9 @@ def _finish(arr: Any, rate: float | None, times: np.ndarray | None, name: str, l
     if a.shape[0] < 2:
         raise InputError(name, "need at least 2 samples", modality="imu")
     if a.shape[0] > limits.max_imu_samples:
-        raise InputTooLargeError(name, f"{a.shape[0]} samples exceeds the limit of {limits.max_imu_samples}",
-                                 modality="imu")
+        raise InputTooLargeError(
+            name, f"{a.shape[0]} samples exceeds the limit of {limits.max_imu_samples}", modality="imu"
+        )
     if not np.isfinite(a).all():
         raise InputError(name, "IMU data contain NaN or infinite values", modality="imu")
     if times is not None:

@@ -64,7 +64,7 @@ def _read_trimesh(src: Source, n: int, seed: int, limits: Limits) -> tuple[np.nd
 
     try:
         obj = trimesh.load(src.target() if src.path else io.BytesIO(src.read()), file_type=src.ext, process=False)
-    except Exception as e:  # noqa: BLE001 - trimesh raises many types for bad files
+    except Exception as e:
         raise InputError(src.name, f"not a readable {src.ext} file: {e}", modality="points") from None
     if isinstance(obj, trimesh.Scene):
         geoms = [g for g in obj.dump() if hasattr(g, "vertices")] if obj.geometry else []
@@ -125,7 +125,9 @@ def _read_pcd(src: Source) -> tuple[np.ndarray, np.ndarray | None]:
         rgb_col = arr[:, cols["rgb"]].astype(np.float32) if "rgb" in cols else None
     elif mode == "binary":
         kinds = {"F": "f", "U": "u", "I": "i"}
-        dtype = np.dtype([(f, f"<{kinds[t]}{s}", (c,) if c > 1 else ()) for f, s, t, c in zip(fields, sizes, types, counts)])
+        dtype = np.dtype(
+            [(f, f"<{kinds[t]}{s}", (c,) if c > 1 else ()) for f, s, t, c in zip(fields, sizes, types, counts)]
+        )
         need = dtype.itemsize * npts
         if len(raw) - pos < need:
             raise InputError(src.name, f"truncated PCD data: {len(raw) - pos} of {need} bytes", modality="points")
@@ -161,8 +163,9 @@ def _finish(xyz: np.ndarray, colors: np.ndarray | None, n: int, seed: int, name:
     if p.ndim != 2 or p.shape[1] != 3 or p.shape[0] == 0:
         raise InputError(name, f"expected (N, 3) points, got shape {p.shape}", modality="points")
     if p.shape[0] > limits.max_points:
-        raise InputTooLargeError(name, f"{p.shape[0]} points exceeds the limit of {limits.max_points}",
-                                 modality="points")
+        raise InputTooLargeError(
+            name, f"{p.shape[0]} points exceeds the limit of {limits.max_points}", modality="points"
+        )
     keep = np.isfinite(p).all(axis=1)
     p = p[keep]
     colors = colors[keep] if colors is not None else None

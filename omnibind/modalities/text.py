@@ -6,7 +6,7 @@ from typing import Any
 
 from omnibind.errors import InputError
 from omnibind.modalities._source import check_source
-from omnibind.modalities.base import Limits, MODALITIES, Modality, source_name
+from omnibind.modalities.base import MODALITIES, Limits, Modality, source_name
 
 
 @MODALITIES.register("text")

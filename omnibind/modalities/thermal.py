@@ -62,7 +62,7 @@ def _decode(src: Source, allow_rgb: bool) -> tuple[np.ndarray, str]:
 
         try:
             arr = tifffile.imread(io.BytesIO(src.read()))
-        except Exception as e:  # noqa: BLE001 - tifffile raises many types for bad files
+        except Exception as e:
             raise InputError(src.name, f"not a readable TIFF: {e}", modality="thermal") from None
         return _scale_counts(arr, src.name, allow_rgb)
     from PIL import Image, UnidentifiedImageError

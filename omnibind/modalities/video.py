@@ -37,8 +37,9 @@ class VideoModality(Modality):
         if isinstance(source, np.ndarray):
             return _from_array(source, source_name(source, name), n, float(options.get("fps", 8.0)))
         if not is_file_source(source):
-            raise InputError(source_name(source, name), f"cannot read video from {type(source).__name__}",
-                             modality="video")
+            raise InputError(
+                source_name(source, name), f"cannot read video from {type(source).__name__}", modality="video"
+            )
         src = check_source(source, modality="video", limits=limits, format=format, name=name, allowed=FORMATS)
         frames, times, duration, has_audio = _decode_frames(src.target(), src.name, n, limits)
         audio = None

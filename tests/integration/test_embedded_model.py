@@ -39,8 +39,13 @@ def test_chat_about_each_modality(model, samples, modality: str):
 
 
 def test_two_modalities_at_once(model, samples):
-    conv = [Message.user(MediaPart("image", str(samples["image"])), MediaPart("audio", str(samples["audio"])),
-                         "Describe the picture and the sound.")]
+    conv = [
+        Message.user(
+            MediaPart("image", str(samples["image"])),
+            MediaPart("audio", str(samples["audio"])),
+            "Describe the picture and the sound.",
+        )
+    ]
     core = model.core
     prepared = core.prepare(conv)
     assert [s.modality for s in prepared.slots] == ["image", "audio"]
