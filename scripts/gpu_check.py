@@ -71,7 +71,7 @@ def main() -> None:
         outs[dev] = m.chat(conv, max_new_tokens=12).text
         report[f"chat_seconds_{dev}"] = time.perf_counter() - t
         batch = m.generate([conv, "Hello there"], max_new_tokens=6)
-        assert [r.text for r in batch][0] == m.chat(conv, max_new_tokens=6).text
+        assert next(r.text for r in batch) == m.chat(conv, max_new_tokens=6).text
         scores = m.score(conv, ["a cat", "a dog"])
         assert np.isfinite(scores).all()
         params = core.set_trainable()

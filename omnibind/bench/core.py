@@ -53,8 +53,8 @@ def load_times(model: str | None) -> dict[str, float]:
     code = (
         "import time; t=time.perf_counter(); import omnibind, torch, transformers; "
         "from transformers import AutoModelForCausalLM, LlamaForCausalLM; import omnibind.model; "
-        "i=time.perf_counter()-t; t=time.perf_counter(); m=omnibind.load(%r); "
-        "print(i, time.perf_counter()-t)" % (model,)
+        f"i=time.perf_counter()-t; t=time.perf_counter(); m=omnibind.load({model!r}); "
+        "print(i, time.perf_counter()-t)"
     )
     t = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -119,7 +119,7 @@ def _finish(arr: Any, rate: float | None, times: np.ndarray | None, name: str, l
         raise InputError(
             name, "unknown sample rate: give options['sample_rate'] or a leading time column", modality="imu"
         )
-    n_out = max(2, int(round(t[-1] * TARGET_RATE)) + 1)
+    n_out = max(2, round(t[-1] * TARGET_RATE) + 1)
     grid = np.arange(n_out) / TARGET_RATE
     out = np.stack([np.interp(grid, t, a[:, c]) for c in range(6)], axis=1)
     return IMUData(samples=out.astype(np.float32), sample_rate=TARGET_RATE)
