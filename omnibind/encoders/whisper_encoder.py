@@ -8,6 +8,7 @@ Also ``transcribe`` (the speech expert).
 
 from __future__ import annotations
 
+import itertools
 from functools import lru_cache
 from typing import Any
 
@@ -103,4 +104,4 @@ def _pool_tokens(frames: np.ndarray, n: int) -> np.ndarray:
     if len(frames) <= n:
         return frames
     edges = np.linspace(0, len(frames), n + 1).astype(int)
-    return np.stack([frames[a:b].mean(axis=0) for a, b in zip(edges[:-1], edges[1:])])
+    return np.stack([frames[a:b].mean(axis=0) for a, b in itertools.pairwise(edges)])
