@@ -1,0 +1,194 @@
+"""CLIP (Radford et al. 2021) and SigLIP (Zhai et al. 2023) image/text encoders from a local Hugging Face
+folder (``save_pretrained`` layout: ``config.json``, weights, tokenizer and preprocessor files).
+
+Registry name ``hf_clip``; params ``path`` (the folder), ``modality`` (``image`` or ``text``), ``kind``
+(``auto`` reads ``model_type`` from ``config.json``; or ``clip``/``siglip``), ``dtype``. Nothing is
+downloaded: every load is ``local_files_only`` with ``HF_HUB_OFFLINE=1``.
+
+``pooled`` is the model's own projected embedding, L2-normalised: image and text already share one space,
+so the omnibind bind head for these encoders can be ``identity`` (``bind.dim`` = the projection width).
+``tokens`` are the tower's last hidden states (text: with the tokenizer's attention mask).
+Both modalities of one folder share a single loaded model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from omnibind.encoders.base import ENCODERS, Encoder, EncoderOutput
+from omnibind.errors import CheckpointError, ConfigError, InputError
+from omnibind.modalities.base import ImageData
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_KINDS = {"clip": "clip", "siglip": "siglip"}  # model_type in config.json → family
+_MODELS: weakref.WeakValueDictionary[str, nn.Module] = weakref.WeakValueDictionary()
+
+
+# --- helpers shared with hf_audio ----------------------------------------------------------------
+def local_model_dir(path: str | Path | None, what: str) -> Path:
+    """The folder, checked to hold a ``config.json``; a typed error names it otherwise."""
+    if not path:
+        raise ConfigError(f"{what} encoder needs `path`: a local folder saved with save_pretrained")
+    p = Path(path).expanduser()
+    if not (p / "config.json").is_file():
+        raise CheckpointError(f"{what} model folder {p}: no config.json (expected a save_pretrained folder)")
+    return p
+
+
+def model_type(folder: Path) -> str:
+    try:
+        return str(json.loads((folder / "config.json").read_text())["model_type"])
+    except (OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"model folder {folder}: config.json has no readable model_type ({e})") from None
+
+
+def load_local(folder: Path, loader: Callable[..., Any], what: str, **kwargs: Any) -> Any:
+    """``loader.from_pretrained(folder, local_files_only=True)`` offline; failures become ``CheckpointError``."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        return loader(str(folder), local_files_only=True, **kwargs)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{what} in {folder}: cannot load ({type(e).__name__}: {e})") from None
+
+
+def check_dtype(dtype: str) -> torch.dtype:
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype {dtype!r}: expected one of {sorted(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def shared_model(folder: Path, dtype: str, what: str) -> nn.Module:
+    """One frozen ``AutoModel`` per (folder version, dtype), kept while any encoder uses it."""
+    from transformers import AutoModel
+
+    st = (folder / "config.json").stat()
+    key = json.dumps([str(folder.resolve()), st.st_mtime_ns, dtype])
+    model = _MODELS.get(key)
+    if model is None:
+        model = load_local(folder, AutoModel.from_pretrained, what, dtype=check_dtype(dtype))
+        model = model.eval().requires_grad_(False)
+        _MODELS[key] = model
+    return model
+
+
+def folder_fingerprint(kind: str, params: dict[str, Any], folder: Path) -> str:
+    import hashlib
+
+    from omnibind.encoders._weights import file_hash
+
+    blob = json.dumps({"p": params, "w": file_hash(folder)}, sort_keys=True, default=str)
+    return f"{kind}-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# --- the encoder -----------------------------------------------------------------------------------
+@ENCODERS.register("hf_clip")
+class HFClipEncoder(Encoder):
+    """The image or text tower of a local CLIP / SigLIP checkpoint (see the module docstring)."""
+
+    trainable = False
+
+    def __init__(self, path: str | None = None, modality: str = "image", kind: str = "auto", dtype: str = "float32"):
+        super().__init__(path=path, modality=modality, kind=kind, dtype=dtype)
+        if modality not in ("image", "text"):
+            raise ConfigError(f"hf_clip modality {modality!r}: expected image or text")
+        self.folder = local_model_dir(path, "hf_clip")
+        found = model_type(self.folder)
+        if found not in _KINDS:
+            raise ConfigError(f"hf_clip: {self.folder} holds a {found!r} model; supported: clip, siglip")
+        if kind not in ("auto", found):
+            raise ConfigError(f"hf_clip kind {kind!r} does not match the folder's model_type {found!r}")
+        self.kind = _KINDS[found]
+        model = shared_model(self.folder, dtype, "hf_clip model")
+        self.__dict__["_shared_model"] = model  # keeps the cache entry alive; only the tower is registered
+        self.modalities = (modality,)
+        cfg = model.config
+        if modality == "image":
+            self.tower = nn.ModuleDict({"model": model.vision_model})
+            if self.kind == "clip":
+                self.tower["projection"] = model.visual_projection
+            self.output_dim = cfg.projection_dim if self.kind == "clip" else cfg.vision_config.hidden_size
+            self.token_dim = cfg.vision_config.hidden_size
+            self.processor = self._image_processor(cfg)
+        else:
+            self.tower = nn.ModuleDict({"model": model.text_model})
+            if self.kind == "clip":
+                self.tower["projection"] = model.text_projection
+            self.output_dim = cfg.projection_dim if self.kind == "clip" else cfg.text_config.projection_size
+            self.token_dim = cfg.text_config.hidden_size
+            from transformers import AutoTokenizer
+
+            self.tokenizer = load_local(self.folder, AutoTokenizer.from_pretrained, "hf_clip tokenizer")
+            self.max_length = int(cfg.text_config.max_position_embeddings)
+
+    def _image_processor(self, cfg: Any) -> Any:
+        """The folder's image processor (PIL backend: no torchvision needed), else one built from the
+        vision config with the family's standard resize/crop/normalisation."""
+        from transformers import AutoImageProcessor, CLIPImageProcessorPil, SiglipImageProcessorPil
+
+        if (self.folder / "preprocessor_config.json").is_file():
+            return load_local(self.folder, AutoImageProcessor.from_pretrained, "hf_clip image processor")
+        size = int(cfg.vision_config.image_size)
+        if self.kind == "clip":
+            return CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+        return SiglipImageProcessorPil(size={"height": size, "width": size})
+
+    def fingerprint(self) -> str:
+        return folder_fingerprint("hf_clip", self.params, self.folder)
+
+    @torch.no_grad()
+    def encode(self, items: list[Any]) -> EncoderOutput:
+        """Images (``ImageData``) or strings, per the configured modality."""
+        if not items:
+            raise InputError("<batch>", "empty batch", modality=self.modalities[0])
+        return self._encode_images(items) if self.modalities[0] == "image" else self._encode_text(items)
+
+    def _param_dtype(self) -> torch.dtype:
+        return next(self.tower.parameters()).dtype
+
+    def _project(self, pooled: torch.Tensor) -> torch.Tensor:
+        if "projection" in self.tower:
+            pooled = self.tower["projection"](pooled)
+        return nn.functional.normalize(pooled.float(), dim=-1)
+
+    def _encode_images(self, items: list[Any]) -> EncoderOutput:
+        pixels = []
+        for i, item in enumerate(items):
+            px = np.asarray(item.pixels) if isinstance(item, ImageData) else None
+            if px is None or px.ndim != 3 or px.shape[2] != 3 or px.dtype != np.uint8:
+                got = f"{px.shape} {px.dtype}" if px is not None else type(item).__name__
+                raise InputError(f"<item {i}>", f"hf_clip image encoder takes (H, W, 3) uint8 ImageData, got {got}")
+            pixels.append(px)
+        batch = self.processor(images=pixels, return_tensors="pt")["pixel_values"]
+        out = self.tower["model"](pixel_values=batch.to(self.device, self._param_dtype()))
+        return EncoderOutput(pooled=self._project(out.pooler_output), tokens=out.last_hidden_state.float())
+
+    def _encode_text(self, items: list[Any]) -> EncoderOutput:
+        for i, t in enumerate(items):
+            if not isinstance(t, str):
+                raise InputError(f"<item {i}>", f"expected a str, got {type(t).__name__}", modality="text")
+        # SigLIP was trained on max-length padded text without an attention mask; CLIP pools the end token
+        # and masks padding itself, so the batch's longest row suffices.
+        padding = "max_length" if self.kind == "siglip" else "longest"
+        enc = self.tokenizer(
+            items,
+            padding=padding,
+            truncation=True,
+            max_length=self.max_length,
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
+        ids, mask = enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
+        kwargs = {"attention_mask": mask} if self.kind == "clip" else {}
+        out = self.tower["model"](input_ids=ids, **kwargs)
+        return EncoderOutput(
+            pooled=self._project(out.pooler_output), tokens=out.last_hidden_state.float(), token_mask=mask.bool()
+        )
