@@ -299,12 +299,14 @@ class OmnibindModel(nn.Module):
         built = [self.build_inputs(self.prepare(c, feature_lookup), add_generation_prompt=False) for c in conversations]
         embeds, mask, labels = _right_pad([b[0] for b in built])
         injection = _stack_injections([b[1] for b in built])
-        logits = self.llm.forward_logits(embeds, mask, injection)
-        shift_logits = logits[:, :-1].reshape(-1, logits.shape[-1]).float()
-        shift_labels = labels[:, 1:].reshape(-1)
-        if (shift_labels != IGNORE_INDEX).sum() == 0:
+        # position t predicts token t+1: take the rows whose next token is a label
+        targets = labels[:, 1:]
+        where = torch.zeros_like(labels, dtype=torch.bool)
+        where[:, :-1] = targets != IGNORE_INDEX
+        if not where.any():
             raise ValueError("batch has no assistant tokens to train on")
-        return nn.functional.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE_INDEX)
+        logits = self.llm.forward_logits(embeds, mask, injection, positions=where)
+        return nn.functional.cross_entropy(logits.float(), targets[targets != IGNORE_INDEX])
 
     # --- generation ----------------------------------------------------------------------
     def generate_ids(
@@ -340,12 +342,14 @@ class OmnibindModel(nn.Module):
         for i, r in enumerate(rows):
             labels[i, r[2] :] = IGNORE_INDEX
         injection = _stack_injections([r[1] for r in rows])
-        logits = self.llm.forward_logits(embeds, mask, injection).float()
-        logp = logits[:, :-1].log_softmax(-1)
         tgt = labels[:, 1:]
         valid = tgt != IGNORE_INDEX
-        picked = logp.gather(-1, tgt.clamp(min=0)[..., None])[..., 0] * valid
-        total = picked.sum(-1)
+        where = torch.zeros_like(labels, dtype=torch.bool)
+        where[:, :-1] = valid
+        logp = self.llm.forward_logits(embeds, mask, injection, positions=where).float().log_softmax(-1)
+        picked = logp.gather(-1, tgt[valid][:, None])[:, 0]
+        row = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(tgt)[valid]
+        total = torch.zeros(labels.shape[0], device=picked.device).index_add(0, row, picked)
         return total / valid.sum(-1).clamp(min=1) if normalize else total
 
     def _candidate_end(self, segs: list[Segment], assembled: Assembled) -> int:

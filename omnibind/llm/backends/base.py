@@ -92,8 +92,10 @@ class LLMBackend(ABC):
         inputs_embeds: torch.Tensor,
         attention_mask: torch.Tensor,
         injection: LayerInjection | None = None,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """(B, T, H) embeddings → (B, T, V) logits, differentiable when the backend supports training."""
+        """(B, T, H) embeddings → (B, T, V) logits, or (N, V) at a (B, T) bool mask ``positions``;
+        differentiable when the backend supports training."""
         raise NotImplementedError(f"backend {self.name!r} does not compute full logits")
 
 

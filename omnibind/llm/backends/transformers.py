@@ -121,14 +121,31 @@ class TransformersBackend(LLMBackend):
                 h.remove()
 
     def forward_logits(
-        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, injection: LayerInjection | None = None
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor,
+        injection: LayerInjection | None = None,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """Full (B, T, V) logits, or (N, V) at ``positions`` (a (B, T) bool mask) only.
+
+        Training and scoring need logits only where labels are: projecting just those rows through
+        the 49k-word output layer saves about a fifth of the compute on the embedded model.
+        """
         position_ids = _positions(attention_mask)
+        lm = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        softcap = getattr(lm.config, "final_logit_softcapping", None)
         with self._injected(injection):
-            out = self.model(
+            if positions is None or softcap or not hasattr(lm, "get_decoder"):
+                out = self.model(
+                    inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
+                    use_cache=False,
+                )
+                return out.logits if positions is None else out.logits[positions]
+            hidden = lm.get_decoder()(
                 inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
-            )
-        return out.logits
+            ).last_hidden_state
+        return lm.get_output_embeddings()(hidden[positions])
 
     def generate(
         self,
