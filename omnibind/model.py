@@ -90,9 +90,9 @@ class OmnibindModel(nn.Module):
         for key, pcfg in config.projectors.items():
             token_dim = self.encoders[key].token_dim if key in self.encoders else None
             cls = PROJECTORS.get(pcfg.name)
-            self.projectors[_pkey(key)] = cls(
-                config.bind.dim, self.llm.hidden_size, pcfg.num_tokens, token_dim=token_dim, **pcfg.params
-            )
+            proj = cls(config.bind.dim, self.llm.hidden_size, pcfg.num_tokens, token_dim=token_dim, **pcfg.params)
+            _match_embedding_scale(proj, config.bind.dim, self.llm)
+            self.projectors[_pkey(key)] = proj
         self.gates = LayerGates(self.llm.num_layers) if self.injection_kind == "gated" else None
         self.retrieval_cache = None
         if config.cache.enabled and config.cache.path:
@@ -453,6 +453,28 @@ def apply_lora(backend: LLMBackend, lora: Any) -> None:
         r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=list(lora.target_modules)
     )
     backend.model = get_peft_model(backend.model, cfg)  # type: ignore[attr-defined]
+
+
+def _match_embedding_scale(proj: Projector, bind_dim: int, llm: LLMBackend) -> None:
+    """Scale a new projector's last layer so its soft tokens start at the size of word embeddings.
+
+    A small random start avoids the NaN gradients of all-zero soft tokens, but tokens 10× smaller
+    than words train slowly; matching the embedding table's spread fixes both.
+    """
+    if not hasattr(llm, "model"):
+        return
+    try:
+        target = float(llm.embed_tokens(list(range(1000))).std())
+    except (IndexError, RuntimeError):  # a toy vocabulary smaller than the sample
+        return
+    last = [m for m in proj.modules() if isinstance(m, nn.Linear)][-1]
+    with torch.no_grad():
+        x = nn.functional.normalize(torch.randn(64, bind_dim, generator=torch.Generator().manual_seed(0)), dim=-1)
+        now = float(proj(x.to(last.weight.device)).std())
+        if now > 0:
+            last.weight.mul_(target / now)
+            if last.bias is not None:
+                last.bias.mul_(target / now)
 
 
 def _llm_named_parameters(backend: LLMBackend) -> list[tuple[str, nn.Parameter]]:
