@@ -20,8 +20,21 @@ def _rgb(h: int = 30, w: int = 40) -> np.ndarray:
 
 
 # --- image -------------------------------------------------------------------------------
-@pytest.mark.parametrize("fmt,mode", [("png", "RGB"), ("png", "RGBA"), ("png", "L"), ("png", "P"), ("jpeg", "RGB"),
-                                      ("jpeg", "CMYK"), ("webp", "RGB"), ("bmp", "RGB"), ("gif", "P"), ("png", "I;16")])
+@pytest.mark.parametrize(
+    "fmt,mode",
+    [
+        ("png", "RGB"),
+        ("png", "RGBA"),
+        ("png", "L"),
+        ("png", "P"),
+        ("jpeg", "RGB"),
+        ("jpeg", "CMYK"),
+        ("webp", "RGB"),
+        ("bmp", "RGB"),
+        ("gif", "P"),
+        ("png", "I;16"),
+    ],
+)
 def test_image_formats_and_modes(tmp_path: Path, fmt: str, mode: str):
     im = PILImage.fromarray(_rgb()).convert(mode if mode != "I;16" else "L")
     if mode == "I;16":
@@ -52,8 +65,9 @@ def test_image_bytes_and_arrays():
         M.load("image", np.zeros((5, 6, 7)))
 
 
-@pytest.mark.parametrize("content,problem", [(b"", "empty"), (b"\x89PNG\r\n\x1a\nnot really", "image"),
-                                             (b"hello world", "image")])
+@pytest.mark.parametrize(
+    "content,problem", [(b"", "empty"), (b"\x89PNG\r\n\x1a\nnot really", "image"), (b"hello world", "image")]
+)
 def test_image_bad_files(tmp_path: Path, content: bytes, problem: str):
     p = tmp_path / "bad.png"
     p.write_bytes(content)
@@ -89,8 +103,9 @@ def test_image_limits_and_wrong_type(tmp_path: Path):
 
 
 # --- audio -------------------------------------------------------------------------------
-@pytest.mark.parametrize("ext,rate,channels", [("wav", 44100, 2), ("flac", 16000, 1), ("ogg", 22050, 1),
-                                               ("mp3", 44100, 1)])
+@pytest.mark.parametrize(
+    "ext,rate,channels", [("wav", 44100, 2), ("flac", 16000, 1), ("ogg", 22050, 1), ("mp3", 44100, 1)]
+)
 def test_audio_formats_resampled_mono(tmp_path: Path, ext: str, rate: int, channels: int):
     import soundfile as sf
 
@@ -269,8 +284,10 @@ def test_points_formats(tmp_path: Path):
         assert pts.xyz.shape == (500, 3)
         assert np.linalg.norm(pts.xyz, axis=1).max() <= 1.0 + 1e-5
     xyz = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32)
-    v = np.array([tuple(p) + (255, 0, 0) for p in xyz],
-                 dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
+    v = np.array(
+        [(*tuple(p), 255, 0, 0) for p in xyz],
+        dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")],
+    )
     PlyData([PlyElement.describe(v, "vertex")]).write(str(tmp_path / "c.ply"))
     ply = M.load("points", str(tmp_path / "c.ply"))
     assert ply.xyz.shape == (300, 3) and ply.colors is not None and np.allclose(ply.colors[:, 0], 1.0)
