@@ -159,7 +159,9 @@ class OmnibindModel(nn.Module):
         self._require_encoder(part.modality)
         cached = lookup(part) if lookup is not None else None
         if cached is not None:
-            return [PreparedSlot(part.modality, part.modality, features=cached, instruction=instruction)]
+            slot = PreparedSlot(part.modality, part.modality, features=cached, instruction=instruction)
+            slot.note = self._expert_note(slot)
+            return [slot]
         data = load_part(part, self.limits)
         slots = [PreparedSlot(part.modality, part.modality, data=data, instruction=instruction)]
         if isinstance(data, VideoData) and data.audio is not None and "audio" in self.encoders:
@@ -175,15 +177,17 @@ class OmnibindModel(nn.Module):
     def _expert_note(self, slot: PreparedSlot) -> str:
         """Modality experts as text context (ImageBind-LLM fed detector labels; Whisper for speech)."""
         exp = self.config.experts
-        if exp.transcript and slot.modality == "audio":
+        if exp.transcript and slot.modality == "audio" and slot.data is not None:
             from omnibind.encoders.experts import speech_transcript
 
             text = speech_transcript(slot.data)
             return f"(speech: {text})" if text else ""
         if exp.image_labels > 0 and slot.modality == "image":
-            from omnibind.encoders.experts import image_labels
+            from omnibind.encoders import experts
 
-            return image_labels(self.encoders["image"], [slot.data], exp.image_labels)[0]
+            if slot.features is not None:
+                return experts.image_labels_from_pooled(self.encoders["image"], slot.features.pooled, exp.image_labels)
+            return experts.image_labels(self.encoders["image"], [slot.data], exp.image_labels)[0]
         return ""
 
     # --- encoding ------------------------------------------------------------------------

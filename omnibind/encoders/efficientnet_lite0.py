@@ -74,9 +74,15 @@ class EfficientNetLite0Encoder(Encoder):
     @torch.no_grad()
     def top_labels(self, items: list[Any], k: int = 3) -> list[list[tuple[str, float]]]:
         """ImageNet-1k class names with probabilities, best first (the image-labels expert)."""
+        return self.labels_from_pooled(self.encode(items).pooled, k)
+
+    @torch.no_grad()
+    def labels_from_pooled(self, pooled: torch.Tensor, k: int = 3) -> list[list[tuple[str, float]]]:
+        """The same labels from already-computed pooled features (feature caches keep only those)."""
         names = imagenet_names()
-        pooled = self.encode(items).pooled
-        probs = self.net._fc(pooled).softmax(-1)
+        if pooled.ndim == 1:
+            pooled = pooled[None]
+        probs = self.net._fc(pooled.to(self.device)).softmax(-1)
         top = probs.topk(k, dim=-1)
         return [
             [(names[int(i)], float(p)) for p, i in zip(row_p, row_i)] for row_p, row_i in zip(top.values, top.indices)

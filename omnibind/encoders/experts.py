@@ -16,6 +16,14 @@ def image_labels(encoder: Any, images: list[Any], k: int = 3) -> list[str]:
     return out
 
 
+def image_labels_from_pooled(encoder: Any, pooled: Any, k: int = 3) -> str:
+    """The same text from cached pooled features (used when training from a feature cache)."""
+    if not hasattr(encoder, "labels_from_pooled"):
+        return ""
+    labels = encoder.labels_from_pooled(pooled, k)[0]
+    return "(labels: " + ", ".join(f"{name} {p:.2f}" for name, p in labels) + ")"
+
+
 def speech_transcript(audio: Any) -> str:
     """Whisper tiny.en transcript of the audio ('' when nothing is said)."""
     from omnibind.encoders.whisper_encoder import WhisperEncoder
