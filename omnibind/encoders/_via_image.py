@@ -1,0 +1,59 @@
+"""Base of the encoders that turn their modality into images and reuse a shared image encoder
+(``video_frames``, ``depth_as_image``, ``thermal_as_image``, ``points_multiview``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from omnibind.encoders.base import Encoder, EncoderOutput
+from omnibind.errors import ConfigError
+from omnibind.modalities.base import ImageData
+
+DEFAULT_IMAGE_ENCODER: dict[str, Any] = {"name": "efficientnet_lite0"}
+
+
+class ViaImageEncoder(Encoder):
+    """Holds the inner image encoder built by ``build`` (the model shares one instance between the
+    image slot and every wrapper, so EfficientNet is loaded once).
+
+    ``params`` keep the inner config, so the fingerprint changes with the inner encoder's choice,
+    and the inner fingerprint (weights) is appended.
+    """
+
+    def __init__(self, image_encoder: Encoder, image_encoder_cfg: dict[str, Any] | None = None, **params: Any):
+        super().__init__(image_encoder=image_encoder_cfg or DEFAULT_IMAGE_ENCODER, **params)
+        if "image" not in image_encoder.modalities:
+            raise ConfigError(f"{type(self).__name__} needs an image encoder, got {type(image_encoder).__name__}")
+        self.image = image_encoder
+        self.trainable = image_encoder.trainable  # nothing of its own to train
+        self.output_dim = image_encoder.output_dim
+
+    @classmethod
+    def from_config(cls, params: dict[str, Any], build: Callable[[dict[str, Any]], Encoder]) -> Encoder:
+        params = dict(params)
+        inner_cfg = dict(params.pop("image_encoder", None) or DEFAULT_IMAGE_ENCODER)
+        return cls(build(inner_cfg), image_encoder_cfg=inner_cfg, **params)
+
+    def fingerprint(self) -> str:
+        return f"{super().fingerprint()}-{self.image.fingerprint()}"
+
+    def encode_images(self, images: list[np.ndarray]) -> EncoderOutput:
+        """One inner call for a flat list of (H, W, 3) uint8 images."""
+        return self.image.encode([ImageData(im) for im in images])
+
+    def encode_groups(self, groups: list[list[np.ndarray]]) -> EncoderOutput:
+        """Several images per item (frames, views): pooled = their mean, tokens = their pooled vectors."""
+        out = self.encode_images([im for g in groups for im in g])
+        per_item = torch.split(out.pooled, [len(g) for g in groups])
+        longest = max(len(t) for t in per_item)
+        tokens = out.pooled.new_zeros((len(groups), longest, out.pooled.shape[1]))
+        mask = torch.zeros((len(groups), longest), dtype=torch.bool)
+        for i, t in enumerate(per_item):
+            tokens[i, : len(t)] = t
+            mask[i, : len(t)] = True
+        pooled = torch.stack([t.mean(0) for t in per_item])
+        return EncoderOutput(pooled=pooled, tokens=tokens, token_mask=mask)
