@@ -1,0 +1,550 @@
+"""The OpenAI-compatible HTTP server: ``create_app(model, settings)`` builds the FastAPI app.
+
+Endpoints: ``POST /v1/chat/completions`` (SSE streaming or not), ``GET /v1/models``,
+``POST /v1/embeddings`` (bind-space vectors of any modality), ``GET /v1/info``, ``GET /health``,
+``GET /metrics`` (Prometheus text), and the demo page at ``/`` when ``settings.web``.
+Every error is JSON in OpenAI's shape; no bad input stops the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import json
+import time
+import uuid
+from collections import defaultdict
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from omnibind.serve.batching import (
+    Batcher,
+    QueueFullError,
+    RequestCancelledError,
+    RequestTimeoutError,
+    ServerClosingError,
+)
+from omnibind.serve.openai_parts import (
+    APIError,
+    decode_media,
+    media_error,
+    parse_chat_request,
+    parse_embedding_inputs,
+)
+from omnibind.serve.settings import ServeSettings
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+ENDPOINTS = (
+    "/",
+    "/health",
+    "/metrics",
+    "/v1/models",
+    "/v1/info",
+    "/v1/chat/completions",
+    "/v1/embeddings",
+)
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; media-src 'self' data: blob:; connect-src 'self'; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+
+
+def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
+    """Build the app around a loaded ``omnibind.Model`` (or ``None`` to load ``omnibind.load()``)."""
+    settings = settings or ServeSettings()
+    if model is None:
+        import omnibind
+
+        model = omnibind.load()
+    batcher = Batcher(
+        model,
+        max_batch_size=settings.max_batch_size,
+        batch_wait_s=settings.batch_wait_ms / 1000.0,
+        max_queue=settings.max_queue,
+        timeout_s=settings.request_timeout_s,
+    )
+    metrics = Metrics(batcher)
+    served = list(dict.fromkeys([settings.model_name, model.config.name]))
+    decode_slots = asyncio.Semaphore(4)  # media decoding in threads: bounded, as it holds decoded arrays
+    info_cache: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(_app: Any):
+        yield
+        batcher.close()
+
+    app = FastAPI(title="omnibind", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
+    app.state.batcher = batcher
+    app.state.settings = settings
+    app.state.model = model
+    app.state.metrics = metrics
+    if settings.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(GuardMiddleware, settings=settings, metrics=metrics)
+
+    # --- errors, always in OpenAI's shape ------------------------------------------------------
+    @app.exception_handler(APIError)
+    async def _api_error(_req: Request, e: APIError) -> JSONResponse:
+        return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_req: Request, e: StarletteHTTPException) -> JSONResponse:
+        kind = "not_found_error" if e.status_code == 404 else "invalid_request_error"
+        err = APIError(e.status_code, str(e.detail), type=kind)
+        return JSONResponse(err.body(), status_code=e.status_code, headers=getattr(e, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _internal(_req: Request, e: Exception) -> JSONResponse:
+        err = APIError(500, f"internal error: {type(e).__name__}: {e}", type="server_error")
+        return JSONResponse(err.body(), status_code=500)
+
+    # --- plain endpoints -----------------------------------------------------------------------
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        ok = batcher.alive
+        body = {"status": "ok" if ok else "unavailable", "model": served[0], "queue_depth": batcher.depth}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics")
+    async def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [_model_card(m) for m in served]}
+
+    @app.get("/v1/models/{model_id}")
+    async def one_model(model_id: str) -> dict[str, Any]:
+        if model_id not in served:
+            raise APIError(404, f"The model {model_id!r} does not exist on this server", code="model_not_found")
+        return _model_card(model_id)
+
+    @app.get("/v1/info")
+    async def info() -> dict[str, Any]:
+        if not info_cache:
+            info_cache.update(await run_in_threadpool(public_info, model, settings))
+        return info_cache
+
+    if settings.web:
+
+        @app.get("/")
+        async def page() -> Response:
+            headers = {"Content-Security-Policy": PAGE_CSP, "X-Content-Type-Options": "nosniff"}
+            return FileResponse(WEB_DIR / "index.html", media_type="text/html", headers=headers)
+
+    # --- chat ----------------------------------------------------------------------------------
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Response:
+        body = await read_json(request, settings.max_body_bytes)
+        req = parse_chat_request(body, settings, served)
+        _admit(batcher)
+        async with decode_slots:
+            messages = await run_in_threadpool(decode_media, req.messages, settings.limits)
+        try:
+            handle = batcher.submit_chat(messages, req.options)
+        except Exception as e:
+            raise to_api_error(e) from None
+        cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+        if req.stream:
+            stream = _sse(handle, cid, created, req.model, req.include_usage, metrics)
+            headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+            return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+        result = await _wait(handle, request, settings.request_timeout_s)
+        metrics.tokens(result.completion_tokens)
+        return JSONResponse(
+            {
+                "id": cid,
+                "object": "chat.completion",
+                "created": created,
+                "model": req.model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": result.text},
+                        "finish_reason": result.finish_reason,
+                        "logprobs": None,
+                    }
+                ],
+                "usage": _usage(result),
+                "system_fingerprint": None,
+            }
+        )
+
+    # --- embeddings ----------------------------------------------------------------------------
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request) -> dict[str, Any]:
+        import numpy as np
+
+        body = await read_json(request, settings.max_body_bytes)
+        model_id, parts, encoding = parse_embedding_inputs(body, settings, served)
+        _admit(batcher)
+        async with decode_slots:
+            parts = await run_in_threadpool(decode_media, parts, settings.limits)
+        try:
+            vectors = await asyncio.wait_for(batcher.embed(parts), settings.request_timeout_s + 5)
+        except Exception as e:
+            raise to_api_error(e) from None
+        data = []
+        for i, v in enumerate(np.asarray(vectors, dtype=np.float32)):
+            emb: Any = base64.b64encode(v.astype("<f4").tobytes()).decode() if encoding == "base64" else v.tolist()
+            data.append({"object": "embedding", "index": i, "embedding": emb})
+        return {
+            "object": "list",
+            "data": data,
+            "model": model_id,
+            "usage": {"prompt_tokens": len(parts), "total_tokens": len(parts)},
+        }
+
+    return app
+
+
+# --- helpers --------------------------------------------------------------------------------------
+def _model_card(model_id: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": "omnibind"}
+
+
+def _usage(result: Any) -> dict[str, int]:
+    return {
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "total_tokens": result.prompt_tokens + result.completion_tokens,
+    }
+
+
+def _admit(batcher: Batcher) -> None:
+    """Refuse early (before decoding media) when the queue is already full."""
+    if batcher.depth >= batcher.max_queue:
+        raise to_api_error(QueueFullError(batcher.depth, batcher.retry_after()))
+
+
+def to_api_error(e: BaseException) -> APIError:
+    """Batcher and model exceptions → the HTTP error a client sees."""
+    if isinstance(e, APIError):
+        return e
+    if isinstance(e, QueueFullError):
+        return APIError(
+            429, str(e), type="rate_limit_error", code="queue_full", headers={"Retry-After": str(e.retry_after)}
+        )
+    if isinstance(e, ServerClosingError):
+        return APIError(503, str(e), type="server_error", code="shutting_down", headers={"Retry-After": "5"})
+    if isinstance(e, (RequestTimeoutError, asyncio.TimeoutError)):
+        return APIError(504, f"request timed out: {e}", type="timeout_error", code="timeout")
+    if isinstance(e, RequestCancelledError):
+        return APIError(499, "request cancelled", type="cancelled", code="cancelled")
+    from omnibind.errors import OmnibindError
+
+    if isinstance(e, (OmnibindError, ValueError, TypeError)):
+        return media_error(e)
+    return APIError(500, f"internal error: {type(e).__name__}: {e}", type="server_error")
+
+
+async def read_json(request: Any, limit: int) -> Any:
+    """The request body as JSON, bounded in size, with 400s for anything that is not JSON."""
+    size = 0
+    chunks: list[bytes] = []
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise APIError(413, f"request body exceeds the limit of {limit} bytes", code="payload_too_large")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise APIError(400, "empty request body; expected a JSON object", code="invalid_json")
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as e:
+        raise APIError(400, f"malformed JSON in the request body: {e}", code="invalid_json") from None
+
+
+async def _wait(handle: Any, request: Any, timeout: float) -> Any:
+    """Wait for a non-streamed answer; cancel the work if the client disconnects meanwhile."""
+    task = asyncio.ensure_future(handle.result())
+    deadline = time.perf_counter() + timeout + 5
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=0.25)
+            if done:
+                try:
+                    return task.result()
+                except Exception as e:
+                    raise to_api_error(e) from None
+            if await request.is_disconnected():
+                handle.cancel()
+                raise APIError(499, "client disconnected", type="cancelled", code="cancelled")
+            if time.perf_counter() > deadline:
+                handle.cancel()
+                raise APIError(504, "request timed out", type="timeout_error", code="timeout")
+    finally:
+        if not task.done():
+            task.cancel()
+        handle.cancel()  # a no-op once finished; stops decoding if we leave early
+
+
+async def _sse(handle: Any, cid: str, created: int, model_id: str, include_usage: bool, metrics: Metrics) -> Any:
+    """OpenAI's chat.completion.chunk events; the work is cancelled when the client goes away."""
+
+    def chunk(delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None) -> str:
+        body: dict[str, Any] = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model_id,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+        }
+        if usage is not None:
+            body["choices"] = []
+            body["usage"] = usage
+        return f"data: {json.dumps(body)}\n\n"
+
+    try:
+        yield chunk({"role": "assistant", "content": ""})
+        result = None
+        async for kind, value in handle.events():
+            if kind == "delta":
+                yield chunk({"content": value})
+            else:
+                result = value
+        assert result is not None
+        metrics.tokens(result.completion_tokens)
+        yield chunk({}, result.finish_reason)
+        if include_usage:
+            yield chunk({}, usage=_usage(result))
+    except Exception as e:  # report in-band: the 200 status line has already gone out
+        yield f"data: {json.dumps(to_api_error(e).body())}\n\n"
+    finally:
+        handle.cancel()
+    yield "data: [DONE]\n\n"
+
+
+def public_info(model: Any, settings: ServeSettings) -> dict[str, Any]:
+    """What the demo page shows: encoders, projectors, LLM, limits (no file-system paths)."""
+    full = model.info()
+    encoders = {
+        m: {k: e[k] for k in ("name", "class", "output_dim", "parameters", "trainable") if k in e}
+        for m, e in full.get("encoders", {}).items()
+    }
+    llm = {k: v for k, v in full.get("llm", {}).items() if k != "source"}
+    llm["source"] = Path(str(full.get("llm", {}).get("source", ""))).name
+    return {
+        "name": full.get("name"),
+        "trained": full.get("trained"),
+        "llm": llm,
+        "injection": full.get("injection"),
+        "bind_dim": full.get("bind_dim"),
+        "encoders": encoders,
+        "projectors": full.get("projectors", {}),
+        "trainable_parameters": full.get("trainable_parameters"),
+        "server": {
+            "max_tokens": settings.max_tokens_limit,
+            "default_max_tokens": settings.default_max_tokens,
+            "max_batch_size": settings.max_batch_size,
+            "max_body_bytes": settings.max_body_bytes,
+            "max_parts": settings.max_parts,
+            "limits": dict(settings.limits.__dict__),
+        },
+    }
+
+
+class GuardMiddleware:
+    """Pure ASGI (streaming-safe): API key, Content-Length limit, and request metrics."""
+
+    def __init__(self, app: Any, settings: ServeSettings, metrics: Metrics):
+        self.app = app
+        self.settings = settings
+        self.metrics = metrics
+        self.key = settings.api_key.encode() if settings.api_key else None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        endpoint = path if path in ENDPOINTS else ("/v1/models" if path.startswith("/v1/models/") else "other")
+        start = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_wrapped(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        self.metrics.in_flight += 1
+        try:
+            denial = self._check(scope, path)
+            if denial is not None:
+                await _send_json(send_wrapped, denial)
+                return
+            await self.app(scope, receive, send_wrapped)
+        finally:
+            self.metrics.in_flight -= 1
+            self.metrics.observe(endpoint, status["code"], time.perf_counter() - start)
+
+    def _check(self, scope: dict[str, Any], path: str) -> APIError | None:
+        headers = {k.decode("latin-1").lower(): v for k, v in scope.get("headers", [])}
+        if self.key is not None and path.startswith("/v1/"):
+            auth = headers.get("authorization", b"")
+            token = auth[7:].strip() if auth[:7].lower() == b"bearer " else b""
+            if not hmac.compare_digest(token, self.key):
+                return APIError(
+                    401,
+                    "missing or wrong API key: send 'Authorization: Bearer <key>'",
+                    type="authentication_error",
+                    code="invalid_api_key",
+                )
+        length = headers.get("content-length")
+        if length is not None:
+            try:
+                n = int(length)
+            except ValueError:
+                return APIError(400, "invalid Content-Length header")
+            if n > self.settings.max_body_bytes:
+                return APIError(
+                    413,
+                    f"request body of {n} bytes exceeds the limit of {self.settings.max_body_bytes} bytes",
+                    code="payload_too_large",
+                )
+        return None
+
+
+async def _send_json(send: Any, err: APIError) -> None:
+    body = json.dumps(err.body()).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if err.status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    # the request body is not read; tell the client this connection will not be reused for it
+    headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": err.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Metrics:
+    """Request counts and latency histograms per endpoint, plus the batcher's gauges."""
+
+    def __init__(self, batcher: Batcher):
+        self.batcher = batcher
+        self.started = time.time()
+        self.in_flight = 0
+        self.counts: dict[tuple[str, int], int] = defaultdict(int)
+        self.buckets: dict[str, list[int]] = defaultdict(lambda: [0] * (len(LATENCY_BUCKETS) + 1))
+        self.sums: dict[str, float] = defaultdict(float)
+        self.completion_tokens = 0
+
+    def observe(self, endpoint: str, status: int, seconds: float) -> None:
+        self.counts[(endpoint, status)] += 1
+        b = self.buckets[endpoint]
+        for i, edge in enumerate(LATENCY_BUCKETS):
+            if seconds <= edge:
+                b[i] += 1
+        b[-1] += 1
+        self.sums[endpoint] += seconds
+
+    def tokens(self, n: int) -> None:
+        self.completion_tokens += n
+
+    def render(self) -> str:
+        """Prometheus text exposition format."""
+        s = self.batcher.stats
+        out: list[str] = []
+
+        def metric(name: str, kind: str, help_: str, rows: list[tuple[str, float]]) -> None:
+            out.append(f"# HELP omnibind_{name} {help_}")
+            out.append(f"# TYPE omnibind_{name} {kind}")
+            out.extend(f"omnibind_{name}{labels} {value:g}" for labels, value in rows)
+
+        metric(
+            "requests_total",
+            "counter",
+            "HTTP requests by endpoint and status.",
+            [(f'{{endpoint="{e}",status="{c}"}}', n) for (e, c), n in sorted(self.counts.items())],
+        )
+        rows = []
+        for e, b in sorted(self.buckets.items()):
+            for edge, n in zip(LATENCY_BUCKETS, b):
+                rows.append((f'_bucket{{endpoint="{e}",le="{edge}"}}', n))
+            rows += [
+                (f'_bucket{{endpoint="{e}",le="+Inf"}}', b[-1]),
+                (f'_sum{{endpoint="{e}"}}', self.sums[e]),
+                (f'_count{{endpoint="{e}"}}', b[-1]),
+            ]
+        out.append("# HELP omnibind_request_seconds Request latency (for streams: until the last byte).")
+        out.append("# TYPE omnibind_request_seconds histogram")
+        out.extend(f"omnibind_request_seconds{labels} {value:g}" for labels, value in rows)
+        gauges = [
+            ("requests_in_flight", "gauge", "HTTP requests being handled.", self.in_flight),
+            ("queue_depth", "gauge", "Requests waiting for a batch.", self.batcher.depth),
+            ("batch_running", "gauge", "Requests in the batch being decoded.", s.running),
+            ("tokens_per_second", "gauge", "Generated tokens per second over the last 30 s.", s.tokens_per_second()),
+            ("generated_tokens_total", "counter", "Tokens generated.", s.tokens),
+            ("batches_total", "counter", "Batches run (chat and embeddings).", s.batches),
+            ("batched_requests_total", "counter", "Requests run inside batches.", s.batched_requests),
+            ("rejected_total", "counter", "Requests refused because the queue was full (429).", s.rejected),
+            ("cancelled_total", "counter", "Requests cancelled (client disconnected).", s.cancelled),
+            ("timeouts_total", "counter", "Requests that passed their deadline.", s.timeouts),
+            ("resident_memory_bytes", "gauge", "Resident set size of the server process.", _rss_bytes()),
+            ("uptime_seconds", "gauge", "Seconds since the app was created.", time.time() - self.started),
+        ]
+        for name, kind, help_, value in gauges:
+            metric(name, kind, help_, [("", float(value))])
+        return "\n".join(out) + "\n"
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            import os
+
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class BackgroundServer:
+    """uvicorn running ``app`` in a daemon thread on 127.0.0.1 (tests, benches, the web command)."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, log_level: str = "warning"):
+        import threading
+
+        import uvicorn
+
+        config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="omnibind-http", daemon=True)
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.time() > deadline:
+                raise RuntimeError(f"the HTTP server did not start on {host}:{port}")
+            time.sleep(0.02)
+        self.host = host
+        self.port = int(self.server.servers[0].sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+
+    def __enter__(self) -> BackgroundServer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
