@@ -1,0 +1,277 @@
+"""The training loop shared by every stage.
+
+AdamW, linear warmup then cosine decay, gradient clipping, gradient accumulation, a tqdm progress
+bar, validation loss every ``eval_every`` steps with best-checkpoint selection, and resumable
+``last/`` checkpoints. Distributed data parallel runs through 🤗 Accelerate: launched with
+``accelerate launch`` each process takes its share of every (deterministic) global batch and DDP
+averages the gradients, so the same config trains the same model on 1 or N processes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from omnibind.train.config import OptimConfig
+
+
+class Task(Protocol):
+    """What a stage trains: a deterministic global batch per step, a loss, validation batches."""
+
+    def batch(self, step: int) -> list[Any]: ...
+
+    def loss(self, batch: list[Any]) -> torch.Tensor: ...
+
+    def val_batches(self) -> list[list[Any]]: ...
+
+    def final_metrics(self) -> dict[str, Any]: ...
+
+
+class Batcher:
+    """Deterministic batches over ``n`` items: a fresh permutation per epoch, seeded by (seed, epoch).
+
+    ``batch(step)`` depends only on the step, so a resumed run sees exactly the batches it would
+    have seen, and every DDP process agrees on the global batch without communicating.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        if n < 1:
+            raise ValueError("no training items")
+        self.n, self.bs, self.seed = n, batch_size, seed
+        self._perms: dict[int, np.ndarray] = {}
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        if epoch not in self._perms:
+            self._perms[epoch] = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        return self._perms[epoch]
+
+    def indices(self, step: int) -> list[int]:
+        start = step * self.bs
+        out = []
+        for pos in range(start, start + self.bs):
+            out.append(int(self._perm(pos // self.n)[pos % self.n]))
+        return out
+
+
+def warmup_cosine(warmup: int, total: int, min_ratio: float):
+    """LR multiplier: linear 0→1 over ``warmup`` steps, then cosine 1→``min_ratio`` at ``total``."""
+
+    def f(step: int) -> float:
+        if warmup > 0 and step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return f
+
+
+class LossModule(nn.Module):
+    """Wraps the model so DDP sees one ``forward``: batch in, scalar loss out."""
+
+    def __init__(self, core: nn.Module, task: Task):
+        super().__init__()
+        self.core = core
+        self.task = task
+
+    def forward(self, batch: list[Any]) -> torch.Tensor:
+        return self.task.loss(batch)
+
+
+@dataclass
+class TrainResult:
+    output: Path
+    best: Path | None
+    last: Path
+    final: Path
+    steps: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class KilledForTest(RuntimeError):
+    """Raised by ``stop_after`` (tests simulate a kill right after a checkpoint)."""
+
+
+def run_training(
+    core: Any,
+    task: Task,
+    params: Sequence[nn.Parameter],
+    names: dict[int, str],
+    optim: OptimConfig,
+    output: str | Path,
+    *,
+    device: str = "cpu",
+    resume: bool = True,
+    select: str = "best",
+    progress: bool = True,
+    stop_after: int | None = None,
+    extra_info: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train ``params`` of ``core`` on ``task``; checkpoints and the report go under ``output``."""
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+    from tqdm import tqdm
+
+    from omnibind.checkpoint import save_checkpoint
+    from omnibind.train.report import write_report
+    from omnibind.train.state import MODEL_DIR, read_training_state, save_training_state, set_rng_state
+
+    out = Path(output)
+    acc = Accelerator(cpu=device == "cpu", kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    main = acc.is_main_process
+    torch.manual_seed(optim.seed)
+    opt = torch.optim.AdamW(list(params), lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, warmup_cosine(optim.warmup_steps, optim.max_steps, optim.min_lr_ratio)
+    )
+    history: list[dict[str, Any]] = []
+    start, best_val = 0, math.inf
+    last_dir, best_dir = out / "last", out / "best"
+    if resume and (last_dir / "trainer_state.json").is_file():
+        from omnibind.train.recipes import load_partial
+
+        load_partial(core, last_dir / MODEL_DIR)
+        tensors, data = read_training_state(last_dir)
+        from omnibind.train.state import load_optimizer_state
+
+        load_optimizer_state(opt, names, tensors, data["optimizer"])
+        sched.load_state_dict({**sched.state_dict(), **data["scheduler"]})
+        set_rng_state(tensors, data["rng"])
+        start, best_val, history = int(data["step"]), float(data.get("best_val", math.inf)), data.get("history", [])
+        if main:
+            print(f"resuming {out} at step {start}")
+    module = LossModule(core, task)
+    module, opt = acc.prepare(module, opt)
+    rank, world = acc.process_index, acc.num_processes
+    t0 = time.perf_counter()
+    bar = tqdm(total=optim.max_steps, initial=start, desc=out.name, unit="step", disable=not (progress and main))
+
+    def save_last(step: int) -> None:
+        if main:
+            info = {"step": step, "best_val": best_val, "history": history, **(extra_info or {})}
+            save_training_state(last_dir, core, opt.optimizer, sched, names, info)
+        acc.wait_for_everyone()
+
+    for step in range(start, optim.max_steps):
+        core.train()
+        batch = task.batch(step)
+        shard = batch[rank::world]
+        micros = [shard[i :: optim.grad_accum] for i in range(optim.grad_accum)]
+        micros = [m for m in micros if m]
+        total = torch.zeros((), device=acc.device)
+        for i, micro in enumerate(micros):
+            sync = i == len(micros) - 1
+            ctx = acc.no_sync(module) if not sync and world > 1 else _null()
+            with ctx:
+                loss = module(micro) * (len(micro) / len(shard))
+                acc.backward(loss)
+            total += loss.detach()
+        if optim.clip > 0:
+            acc.clip_grad_norm_(params, optim.clip)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        mean_loss = float(acc.reduce(total, "mean")) if world > 1 else float(total)
+        row: dict[str, Any] = {"step": step + 1, "loss": mean_loss, "lr": sched.get_last_lr()[0]}
+        done = step + 1
+        if optim.eval_every and (done % optim.eval_every == 0 or done == optim.max_steps):
+            val = _validate(core, task, acc)
+            if val is not None:
+                row["val_loss"] = val
+                if val < best_val:
+                    best_val = val
+                    if main:
+                        save_checkpoint(core, best_dir, extra={"training": {"step": done, "val_loss": val}})
+                    acc.wait_for_everyone()
+        history.append(row)
+        bar.update(1)
+        if done % max(1, optim.log_every) == 0 or "val_loss" in row:
+            bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k in ("loss", "val_loss", "lr")})
+        if optim.save_every and done % optim.save_every == 0 and done != optim.max_steps:
+            save_last(done)
+        if stop_after is not None and done >= stop_after:
+            bar.close()
+            raise KilledForTest(f"stopped after step {done}")
+    bar.close()
+    save_last(optim.max_steps)
+    metrics = task.final_metrics() if main else {}
+    seconds = time.perf_counter() - t0
+    has_best = (best_dir / "weights.safetensors").is_file()
+    chosen = best_dir if select == "best" and has_best else last_dir / MODEL_DIR
+    final = out / "final"
+    if main:
+        _copy_dir(chosen, final)
+        metrics = {
+            **metrics,
+            "steps": optim.max_steps,
+            "best_val_loss": best_val if has_best else None,
+            "selected": "best" if chosen == best_dir else "last",
+            "seconds_this_session": round(seconds, 1),
+            "processes": world,
+        }
+        write_report(out, history, metrics)
+    acc.wait_for_everyone()
+    return TrainResult(out, best_dir if has_best else None, last_dir, final, optim.max_steps, history, metrics, seconds)
+
+
+def _validate(core: Any, task: Task, acc: Any) -> float | None:
+    """Mean validation loss over all validation batches (each process takes its share)."""
+    batches = task.val_batches()
+    if not batches:
+        return None
+    core.eval()
+    rank, world = acc.process_index, acc.num_processes
+    total = torch.zeros((), device=acc.device)
+    count = torch.zeros((), device=acc.device)
+    with torch.no_grad():
+        for b in batches:
+            shard = b[rank::world]
+            if not shard:
+                continue
+            total += task.loss(shard).detach() * len(shard)
+            count += len(shard)
+    if world > 1:
+        total, count = acc.reduce(total, "sum"), acc.reduce(count, "sum")
+    core.train()
+    return float(total / count.clamp(min=1))
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _copy_dir(src: Path, dest: Path) -> None:
+    """Copy a checkpoint folder into place atomically (temporary name, then rename)."""
+    import os
+
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(src, tmp)
+    old = dest.with_name(f".{dest.name}.old")
+    if dest.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def read_metrics(output: str | Path) -> dict[str, Any]:
+    p = Path(output) / "metrics.json"
+    return json.loads(p.read_text()) if p.is_file() else {}

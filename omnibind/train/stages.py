@@ -1,0 +1,315 @@
+"""The training stages and the runner that turns a ``TrainConfig`` into a trained checkpoint.
+
+- ``bind``: symmetric InfoNCE (CLIP) between pairs of modalities with the learned temperature
+  ``bind.logit_scale``, anchored on images: image–text first, then each other modality against
+  image or text (ImageBind). Reports recall@k per pair on held-out pairs against chance.
+- ``align``: projector only, frozen LLM, image–caption data (PandaGPT / ImageBind-LLM stage 1).
+- ``instruct``: projector + LoRA (+ bias/norm) on instruction data, language-only samples included.
+- ``per_modality``: one projector per modality, each trained separately into the frozen LLM on its
+  own modality's data (X-InstructBLIP).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from omnibind.errors import ConfigError
+from omnibind.messages import MediaPart, TextPart
+from omnibind.train.config import PipelineConfig, TrainConfig
+from omnibind.train.data import Pair, TrainSample, load_samples, pairs_of
+from omnibind.train.features import FeatureStore
+from omnibind.train.loop import Batcher, TrainResult, run_training
+from omnibind.train.losses import info_nce, positives, recall_at_k
+
+
+# --------------------------------------------------------------------------- model
+def build_model(cfg: TrainConfig) -> Any:
+    """The ``OmnibindModel`` of a stage: its architecture, the recipe's LoRA / bias-norm switches,
+    and the starting weights (``init_from``) when given."""
+    from omnibind.api import _deep_merge
+    from omnibind.checkpoint import CONFIG_FILE
+    from omnibind.config import ModelConfig
+    from omnibind.model import OmnibindModel
+    from omnibind.train.recipes import load_partial
+
+    for mod in cfg.imports:
+        importlib.import_module(mod)
+    config = _model_config(cfg.model)
+    init = Path(cfg.init_from) if cfg.init_from else None
+    if init is not None and not (init / CONFIG_FILE).is_file():
+        raise ConfigError(f"init_from: {init} is not a checkpoint folder (no {CONFIG_FILE})")
+    d = config.to_dict()
+    if cfg.model_overrides:
+        d = _deep_merge(d, cfg.model_overrides)
+    if cfg.recipe.lora is not None:
+        d["llm"]["lora"] = dict(cfg.recipe.lora)
+    if cfg.recipe.train_bias_norm is not None:
+        d["llm"]["train_bias_norm"] = bool(cfg.recipe.train_bias_norm)
+    core = OmnibindModel(ModelConfig.from_dict(d), device=cfg.device)
+    if init is not None:
+        load_partial(core, init)
+    return core
+
+
+def _model_config(spec: str) -> Any:
+    from omnibind.api import PRESETS_DIR
+    from omnibind.checkpoint import CONFIG_FILE
+    from omnibind.config import ModelConfig
+
+    p = Path(spec).expanduser()
+    if p.is_dir():
+        return ModelConfig.load(p / CONFIG_FILE)
+    if p.is_file():
+        return ModelConfig.load(p)
+    if (PRESETS_DIR / f"{spec}.yaml").is_file():
+        return ModelConfig.load(PRESETS_DIR / f"{spec}.yaml")
+    raise ConfigError(f"model: {spec!r} is neither a checkpoint folder, a config file nor a preset")
+
+
+# --------------------------------------------------------------------------- language-model stages
+class LMTask:
+    """Next-token loss on assistant turns through the one ``assemble`` path (``OmnibindModel.loss``)."""
+
+    def __init__(
+        self,
+        core: Any,
+        train: Sequence[TrainSample],
+        val: Sequence[TrainSample],
+        store: FeatureStore,
+        batch_size: int,
+        seed: int,
+    ):
+        if not train:
+            raise ConfigError("no training samples (check data.train and data.modalities)")
+        self.core, self.train, self.store = core, list(train), store
+        self.batcher = Batcher(len(self.train), batch_size, seed)
+        self.val = [list(val[i : i + batch_size]) for i in range(0, len(val), batch_size)]
+
+    def batch(self, step: int) -> list[TrainSample]:
+        return [self.train[i] for i in self.batcher.indices(step)]
+
+    def loss(self, batch: list[TrainSample]) -> torch.Tensor:
+        return self.core.loss([s.conversation for s in batch], self.store.lookup)
+
+    def val_batches(self) -> list[list[TrainSample]]:
+        return self.val
+
+    def final_metrics(self) -> dict[str, Any]:
+        return {
+            "train_samples": len(self.train),
+            "val_samples": sum(len(b) for b in self.val),
+            "feature_cache_hits": self.store.hits,
+            "feature_cache_misses": self.store.misses,
+        }
+
+
+# --------------------------------------------------------------------------- bind stage
+class BindTask:
+    """Symmetric InfoNCE per pair kind; each step trains one kind, chosen ∝ √(its pair count)."""
+
+    def __init__(
+        self,
+        core: Any,
+        train: dict[tuple[str, str], list[Pair]],
+        val: dict[tuple[str, str], list[Pair]],
+        store: FeatureStore,
+        batch_size: int,
+        seed: int,
+        max_steps: int,
+        cfg: Any,
+    ):
+        self.core, self.store, self.cfg = core, store, cfg
+        self.train = {k: v for k, v in train.items() if len(v) >= 2}
+        if not self.train:
+            raise ConfigError(f"bind: no pairs of kinds {list(train)} in the training data")
+        self.val = {k: v for k, v in val.items() if len(v) >= 2}
+        self.batchers = {
+            k: Batcher(len(v), min(batch_size, len(v)), seed + i) for i, (k, v) in enumerate(self.train.items())
+        }
+        kinds = list(self.train)
+        p = np.sqrt([len(self.train[k]) for k in kinds])
+        rng = np.random.default_rng([seed, 7])
+        self.schedule = [kinds[i] for i in rng.choice(len(kinds), size=max_steps, p=p / p.sum())]
+        self._count: dict[tuple[str, str], list[int]] = {k: [] for k in kinds}
+        for s, k in enumerate(self.schedule):
+            self._count[k].append(s)
+        self._decoded: dict[str, Any] = {}
+        self.batch_size = batch_size
+
+    def batch(self, step: int) -> list[Pair]:
+        kind = self.schedule[step]
+        nth = self._count[kind].index(step)  # how many times this kind trained before: its own step
+        return [self.train[kind][i] for i in self.batchers[kind].indices(nth)]
+
+    def _pooled(self, parts: Sequence[MediaPart | TextPart]) -> torch.Tensor:
+        """(N, D) encoder features: stored ones for frozen encoders, a live forward for trainable ones."""
+        from omnibind.model import _to_device
+
+        modality = "text" if isinstance(parts[0], TextPart) else parts[0].modality
+        cached = [self.store.lookup(p) for p in parts]
+        if all(c is not None for c in cached):
+            return torch.stack([c.pooled for c in cached]).to(self.core.device)
+        enc = self.core.encoders[modality]
+        data = [self._decode(p) for p in parts]
+        with torch.set_grad_enabled(enc.trainable and torch.is_grad_enabled()):
+            return _to_device(enc.encode(data), self.core.device).pooled
+
+    def _decode(self, part: MediaPart | TextPart) -> Any:
+        from omnibind.modalities import load_part
+        from omnibind.train.features import part_key
+
+        if isinstance(part, TextPart):
+            return part.text
+        key = part_key(part)
+        if key is None:
+            return load_part(part, self.core.limits)
+        if key not in self._decoded:  # raw media of trainable encoders are small (IMU): decode once
+            self._decoded[key] = load_part(part, self.core.limits)
+        return self._decoded[key]
+
+    def embed(self, pairs: Sequence[Pair]) -> tuple[torch.Tensor, torch.Tensor]:
+        a_mod, b_mod = pairs[0].kind
+        za = self.core.bind(a_mod, self._pooled([p.a for p in pairs]))
+        zb = self.core.bind(b_mod, self._pooled([p.b for p in pairs]))
+        return za, zb
+
+    def loss(self, batch: list[Pair]) -> torch.Tensor:
+        za, zb = self.embed(batch)
+        pos = positives([p.key_b for p in batch], [p.key_b for p in batch]) | positives(
+            [p.key_a for p in batch], [p.key_a for p in batch]
+        )
+        return info_nce(za, zb, self.core.bind.logit_scale, pos, self.cfg.max_logit_scale)
+
+    def val_batches(self) -> list[list[Pair]]:
+        out = []
+        for pairs in self.val.values():
+            out.extend(pairs[i : i + self.batch_size] for i in range(0, len(pairs), self.batch_size))
+        return [b for b in out if len(b) >= 2]
+
+    @torch.no_grad()
+    def final_metrics(self) -> dict[str, Any]:
+        """Recall@k both ways per pair kind on held-out pairs, with chance for comparison."""
+        self.core.eval()
+        out: dict[str, Any] = {"temperature": float(1 / self.core.bind.logit_scale.exp())}
+        for kind, pairs in self.val.items():
+            za, zb = [], []
+            for i in range(0, len(pairs), 64):
+                a, b = self.embed(pairs[i : i + 64])
+                za.append(a)
+                zb.append(b)
+            za_t, zb_t = torch.cat(za), torch.cat(zb)
+            name = f"{kind[0]}->{kind[1]}"
+            out[name] = recall_at_k(za_t, zb_t, [p.key_b for p in pairs], self.cfg.recall_at)
+            out[f"{kind[1]}->{kind[0]}"] = recall_at_k(zb_t, za_t, [p.key_a for p in pairs], self.cfg.recall_at)
+        return {"retrieval": out, "train_pairs": {f"{a}-{b}": len(v) for (a, b), v in self.train.items()}}
+
+
+# --------------------------------------------------------------------------- running
+def _samples(cfg: TrainConfig, which: str, *, text_only: bool) -> list[TrainSample]:
+    paths = cfg.data.train if which == "train" else cfg.data.val
+    limit = cfg.data.max_samples if which == "train" else cfg.data.max_val_samples
+    return load_samples(paths, modalities=cfg.data.modalities, limit=limit, text_only=text_only)
+
+
+def run_stage(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = None) -> TrainResult:
+    """Run one stage config end to end; returns where its checkpoints and report are."""
+    if cfg.stage == "per_modality":
+        return _run_per_modality(cfg, progress=progress, stop_after=stop_after)
+    core = build_model(cfg)
+    return _train(cfg, core, progress=progress, stop_after=stop_after)
+
+
+def _train(
+    cfg: TrainConfig,
+    core: Any,
+    *,
+    progress: bool,
+    stop_after: int | None,
+    modalities: Sequence[str] | None = None,
+    output: str | None = None,
+) -> TrainResult:
+    from omnibind.train.recipes import apply_recipe, copy_heads, param_names, select_trainable
+
+    torch.manual_seed(cfg.optim.seed)
+    store = FeatureStore(core, folder=cfg.data.feature_cache)
+    mods = list(modalities if modalities is not None else cfg.recipe.modalities)
+    if cfg.stage == "bind":
+        if cfg.bind.init_heads_from and not cfg.init_from:
+            copy_heads(core, cfg.bind.init_heads_from)
+        train_s, val_s = _samples(cfg, "train", text_only=False), _samples(cfg, "val", text_only=False)
+        train_p, val_p = pairs_of(train_s, cfg.bind.pairs), pairs_of(val_s, cfg.bind.pairs)
+        parts = [x for ps in (*train_p.values(), *val_p.values()) for p in ps for x in (p.a, p.b)]
+        store.precompute(parts, progress=progress)
+        task: Any = BindTask(
+            core, train_p, val_p, store, cfg.optim.batch_size, cfg.optim.seed, cfg.optim.max_steps, cfg.bind
+        )
+    else:
+        text_only = cfg.stage == "instruct"
+        train_s, val_s = _samples(cfg, "train", text_only=text_only), _samples(cfg, "val", text_only=text_only)
+        if modalities is not None:
+            train_s = [s for s in train_s if s.modalities and s.modalities <= set(modalities)]
+            val_s = [s for s in val_s if s.modalities and s.modalities <= set(modalities)]
+        store.precompute([m for s in (*train_s, *val_s) for m in s.media], progress=progress)
+        task = LMTask(core, train_s, val_s, store, cfg.optim.batch_size, cfg.optim.seed)
+    names = select_trainable(core, cfg.recipe.train, mods)
+    params = apply_recipe(core, names)
+    out = output or cfg.output
+    print(f"[{cfg.stage}] {out}: training {sum(p.numel() for p in params):,} parameters in {len(names)} tensors")
+    return run_training(
+        core,
+        task,
+        params,
+        param_names(core),
+        cfg.optim,
+        out,
+        device=cfg.device,
+        resume=cfg.resume,
+        select=cfg.select,
+        progress=progress,
+        stop_after=stop_after,
+        extra_info={"stage": cfg.stage, "config": cfg.to_dict()},
+    )
+
+
+def _run_per_modality(cfg: TrainConfig, *, progress: bool, stop_after: int | None) -> TrainResult:
+    """X-InstructBLIP: one projector per modality, each trained alone into the frozen LLM."""
+    from omnibind.checkpoint import save_checkpoint
+    from omnibind.train.recipes import load_partial
+
+    core = build_model(cfg)
+    mods = cfg.recipe.modalities or sorted({m for s in _samples(cfg, "train", text_only=False) for m in s.modalities})
+    missing = [m for m in mods if m not in core.config.projectors]
+    if missing:
+        raise ConfigError(f"per_modality: the model has no projector of its own for {missing}; add projectors.<m>")
+    result = None
+    for m in mods:
+        result = _train(
+            cfg, core, progress=progress, stop_after=stop_after, modalities=[m], output=str(Path(cfg.output) / m)
+        )
+        load_partial(core, result.final)  # carry the best weights of this modality into the next run
+    assert result is not None
+    final = Path(cfg.output) / "final"
+    save_checkpoint(core, final, extra={"training": {"stage": "per_modality", "modalities": mods}})
+    result.final = final
+    return result
+
+
+def run_pipeline(pipe: PipelineConfig, *, progress: bool = True) -> list[TrainResult]:
+    """Run stages in order; a stage without ``init_from`` starts from the previous stage's result."""
+    from omnibind.train.loop import _copy_dir
+
+    results: list[TrainResult] = []
+    for i, st in enumerate(pipe.stages):
+        if i > 0 and st.init_from is None:
+            st.init_from = str(results[-1].final)
+        results.append(run_stage(st, progress=progress))
+    if pipe.final:
+        Path(pipe.final).parent.mkdir(parents=True, exist_ok=True)
+        _copy_dir(results[-1].final, Path(pipe.final))
+    return results

