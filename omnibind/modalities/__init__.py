@@ -9,13 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from omnibind.errors import UnsupportedFormatError
 from omnibind.modalities import audio, depth, image, imu, points, text, thermal, video  # noqa: F401
 from omnibind.modalities.base import MODALITIES, Limits, Modality
 
 _INSTANCES: dict[str, Modality] = {}
 
-# Extensions that name one modality. Ambiguous ones (.png, .npy, .npz, .tif, .ply) default to the
-# first guess below; pass the modality explicitly for depth/thermal PNGs or .npy files.
+# Extensions that name one modality. Some are ambiguous and default to their most common use:
+# .png/.tif/.tiff/.jpg → image (depth and thermal PNG/TIFF must be named), .ply → points,
+# .csv → imu, .txt → text. Arrays (.npy/.npz) are used by depth, thermal, imu and points alike, so
+# they are never guessed: name the modality.
 _BY_EXT = {
     **{e: "image" for e in ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")},
     **{e: "audio" for e in ("wav", "flac", "ogg", "oga", "mp3", "m4a", "aac", "opus")},
@@ -24,6 +27,7 @@ _BY_EXT = {
     **{e: "imu" for e in ("csv",)},
     **{e: "text" for e in ("txt", "md")},
 }
+_MUST_NAME = ("npy", "npz")
 
 
 def get(modality: str) -> Modality:
@@ -52,10 +56,18 @@ def load_part(part: Any, limits: Limits | None = None) -> Any:
 
 
 def modality_for_path(path: str | Path) -> str:
-    """Guess the modality from a file extension (ambiguous extensions give their most common use)."""
+    """Guess the modality from a file extension (ambiguous extensions give their most common use).
+
+    Raises ``UnsupportedFormatError`` for unknown extensions and for ``.npy``/``.npz``, which
+    several modalities share: pass the modality explicitly then.
+    """
     ext = Path(path).suffix.lower().lstrip(".")
+    if ext in _MUST_NAME:
+        raise UnsupportedFormatError(
+            path, f".{ext} arrays can be depth, thermal, imu or points: name the modality explicitly"
+        )
     if ext not in _BY_EXT:
-        raise ValueError(f"{path}: cannot tell the modality from extension {ext!r}; name it explicitly")
+        raise UnsupportedFormatError(path, f"cannot tell the modality from extension {ext!r}; name it explicitly")
     return _BY_EXT[ext]
 
 

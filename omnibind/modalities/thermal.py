@@ -1,6 +1,11 @@
-"""Thermal images: 8/16-bit single-channel PNG/TIFF (relative counts scaled to [0, 1]), float
-TIFF or .npy/.npz radiometric temperatures in °C. Colour images are refused unless
-``options["allow_rgb"]`` (then converted to luminance, as a false-colour palette cannot be inverted).
+"""Thermal images → ``ThermalData`` (H, W) float32.
+
+* 8/16-bit single-channel PNG/TIFF/BMP/JPEG: relative counts scaled by full range to [0, 1]
+  (``unit="relative"``). Radiometric 16-bit files become °C with ``options["unit"] = "celsius"``
+  plus ``scale`` and ``offset`` (°C = counts × scale + offset; e.g. centi-kelvin: 0.01, -273.15).
+* float TIFF and .npy/.npz (array ``celsius``/``thermal``/``temperature``): radiometric °C.
+* Colour images are refused (a false-colour palette cannot be inverted to temperatures) unless
+  ``options["allow_rgb"]`` is true; then their luminance is used as relative counts.
 """
 
 from __future__ import annotations
@@ -11,15 +16,18 @@ from typing import Any
 import numpy as np
 
 from omnibind.errors import InputError, InputTooLargeError
-from omnibind.modalities._source import Source, check_source, is_file_source
+from omnibind.modalities._source import Source, check_source, is_file_source, load_numpy
 from omnibind.modalities.base import MODALITIES, Limits, Modality, ThermalData, source_name
 
 FORMATS = ("png", "tif", "tiff", "npy", "npz", "jpg", "jpeg", "bmp")
 UNITS = ("celsius", "relative")
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 @MODALITIES.register("thermal")
 class ThermalModality(Modality):
+    """Thermal (infrared) images → ``ThermalData``."""
+
     name = "thermal"
     extensions = FORMATS
     description = "thermal (infrared) image"
@@ -34,64 +42,92 @@ class ThermalModality(Modality):
         if isinstance(source, ThermalData):
             return _finish(source.values, source.unit, label, limits)
         if isinstance(source, np.ndarray):
-            return _finish(source, unit or "celsius", label, limits)
+            arr = _check_channels(source, label, bool(options.get("allow_rgb")))
+            return _finish(*_to_unit(arr, unit, options, label), label, limits)
         if not is_file_source(source):
             raise InputError(label, f"cannot read thermal data from {type(source).__name__}", modality="thermal")
         src = check_source(source, modality="thermal", limits=limits, format=format, name=name, allowed=FORMATS)
-        arr, file_unit = _decode(src, bool(options.get("allow_rgb", False)))
-        return _finish(arr, unit or file_unit, src.name, limits)
+        arr = _decode(src, limits)
+        arr = _check_channels(arr, src.name, bool(options.get("allow_rgb")))
+        return _finish(*_to_unit(arr, unit, options, src.name), src.name, limits)
 
 
-def _decode(src: Source, allow_rgb: bool) -> tuple[np.ndarray, str]:
+def _decode(src: Source, limits: Limits) -> np.ndarray:
+    """The file's raw array: floats (°C) or integer counts, 2-D or with colour channels."""
     if src.ext in ("npy", "npz"):
-        try:
-            loaded = np.load(io.BytesIO(src.read()), allow_pickle=False)
-        except (ValueError, OSError, EOFError) as e:
-            raise InputError(src.name, f"not a readable numpy file: {e}", modality="thermal") from None
-        if not isinstance(loaded, np.ndarray):
-            with loaded:
-                key = next((k for k in ("celsius", "thermal", "temperature") if k in loaded.files), None)
-                if key is None and len(loaded.files) == 1:
-                    key = loaded.files[0]
-                if key is None:
-                    raise InputError(src.name, f"npz needs a 'thermal' array; has {loaded.files}", modality="thermal")
-                loaded = loaded[key]
-        return loaded, "celsius"
-    if src.ext in ("tif", "tiff"):
-        import tifffile
-
-        try:
-            arr = tifffile.imread(io.BytesIO(src.read()))
-        except Exception as e:
-            raise InputError(src.name, f"not a readable TIFF: {e}", modality="thermal") from None
-        return _scale_counts(arr, src.name, allow_rgb)
+        return load_numpy(src, keys=("celsius", "thermal", "temperature"))[0]
+    if src.ext == "tiff":
+        return _read_tiff(src)
     from PIL import Image, UnidentifiedImageError
 
     try:
         im = Image.open(io.BytesIO(src.read()))
+        _check_pixels(im.width * im.height, src.name, limits)
         im.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except InputError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError, EOFError) as e:
         raise InputError(src.name, f"not a readable thermal image: {e}", modality="thermal") from None
-    if im.mode in ("I;16", "I;16B", "I;16L"):
-        return np.asarray(im, dtype=np.float32) / 65535.0, "relative"
-    return _scale_counts(np.asarray(im), src.name, allow_rgb)
+    if im.mode.startswith("I;16"):
+        return np.asarray(im).astype(np.uint16)
+    if im.mode == "P":  # a palette is a colour picture
+        im = im.convert("RGB")
+    return np.asarray(im)
 
 
-def _scale_counts(arr: np.ndarray, name: str, allow_rgb: bool) -> tuple[np.ndarray, str]:
+def _read_tiff(src: Source) -> np.ndarray:
+    import tifffile
+
+    try:
+        return tifffile.imread(io.BytesIO(src.read()))
+    except Exception as e:  # tifffile raises many unrelated types on bad files
+        raise InputError(src.name, f"not a readable TIFF: {e}", modality="thermal") from None
+
+
+def _check_channels(arr: Any, name: str, allow_rgb: bool) -> np.ndarray:
+    """Single-channel stays; colour is refused, or reduced to luminance when ``allow_rgb``."""
     a = np.asarray(arr)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
     if a.ndim == 3 and a.shape[-1] in (3, 4):
         if not allow_rgb:
             raise InputError(
                 name,
-                "thermal images must be single-channel; this one is colour (pass options={'allow_rgb': True} "
-                "to use its luminance)",
+                "thermal images must be single-channel; this one is colour (a false-colour palette cannot be "
+                "turned back into temperatures; pass options={'allow_rgb': True} to use its luminance)",
                 modality="thermal",
             )
-        a = (a[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)).astype(a.dtype)
-    if np.issubdtype(a.dtype, np.floating):
-        return a.astype(np.float32), "celsius"
-    maxval = 65535.0 if a.dtype == np.uint16 else 255.0
-    return a.astype(np.float32) / maxval, "relative"
+        a = (a[..., :3].astype(np.float32) @ _LUMA).astype(a.dtype)
+    return a
+
+
+def _to_unit(a: np.ndarray, unit: str | None, options: dict[str, Any], name: str) -> tuple[np.ndarray, str]:
+    """Integer counts → relative [0, 1] (or °C with scale/offset); floats are °C (or relative if told)."""
+    if a.dtype.kind in "ui":
+        if unit == "celsius":
+            if options.get("scale") is None:
+                raise InputError(
+                    name,
+                    "integer counts are not °C: give options 'scale' and 'offset' (°C = counts × scale + offset)",
+                    modality="thermal",
+                )
+            try:
+                scale, offset = float(options["scale"]), float(options.get("offset", 0.0))
+            except (TypeError, ValueError):
+                raise InputError(name, "scale and offset must be numbers", modality="thermal") from None
+            return a.astype(np.float32) * scale + offset, "celsius"
+        full = float(np.iinfo(a.dtype).max) if a.dtype.itemsize <= 2 else float(a.max() or 1)
+        return a.astype(np.float32) / full, "relative"
+    if a.dtype.kind == "f":
+        return a.astype(np.float32), unit or "celsius"
+    if a.dtype.kind == "b":
+        return a.astype(np.float32), "relative"
+    raise InputError(name, f"thermal data must be numeric, got dtype {a.dtype}", modality="thermal")
+
+
+def _check_pixels(n: int, name: str, limits: Limits) -> None:
+    if n > limits.max_image_pixels:
+        raise InputTooLargeError(name, f"{n} pixels exceeds the limit of {limits.max_image_pixels}", modality="thermal")
 
 
 def _finish(arr: Any, unit: str, name: str, limits: Limits) -> ThermalData:
@@ -103,10 +139,15 @@ def _finish(arr: Any, unit: str, name: str, limits: Limits) -> ThermalData:
         v = v[..., 0]
     if v.ndim != 2 or min(v.shape) == 0:
         raise InputError(name, f"expected an (H, W) thermal image, got shape {v.shape}", modality="thermal")
-    if v.size > limits.max_image_pixels:
-        raise InputTooLargeError(name, f"{v.size} pixels exceeds the limit", modality="thermal")
-    if not np.isfinite(v).any():
+    _check_pixels(v.size, name, limits)
+    finite = np.isfinite(v)
+    if not finite.any():
         raise InputError(name, "thermal image has no finite values", modality="thermal")
-    if unit == "celsius" and (np.nanmin(v) < -273.15 or np.nanmax(v) > 2000):
-        raise InputError(name, "temperatures outside -273 °C … 2000 °C: is this really °C?", modality="thermal")
-    return ThermalData(values=np.where(np.isfinite(v), v, np.nan).astype(np.float32), unit=unit)
+    lo, hi = float(v[finite].min()), float(v[finite].max())
+    if unit == "celsius" and (lo < -273.15 or hi > 2000):
+        raise InputError(
+            name,
+            f"temperatures {lo:.1f} … {hi:.1f} are outside -273 °C … 2000 °C: is this really °C?",
+            modality="thermal",
+        )
+    return ThermalData(values=np.where(finite, v, np.nan).astype(np.float32), unit=unit)
