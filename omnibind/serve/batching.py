@@ -249,7 +249,8 @@ class Batcher:
         """Wait for work, give companions ``batch_wait_s`` to arrive, then take compatible jobs."""
         with self._cond:
             while not self._stop and (not self._pending or self._paused):
-                self._cond.wait(0.5)
+                self._cond.wait(0.25)
+                self._expire()
             if self._stop:
                 return None
             first_seen = time.perf_counter()
@@ -260,11 +261,7 @@ class Batcher:
                 self._cond.wait(left)
             if self._stop or self._paused or not self._pending:
                 return [] if not self._stop else None
-            now = time.perf_counter()
-            for job in [j for j in self._pending if j.deadline < now]:
-                self._pending.remove(job)
-                self.stats.timeouts += 1
-                job.sink(("error", RequestTimeoutError(f"timed out after {self.timeout_s:g} s in the queue")))
+            self._expire()
             if not self._pending:
                 return []
             key = self._pending[0].key
@@ -272,6 +269,14 @@ class Batcher:
             for job in batch:
                 self._pending.remove(job)
             return batch
+
+    def _expire(self) -> None:
+        """Fail queued jobs past their deadline (caller holds the condition's lock)."""
+        now = time.perf_counter()
+        for job in [j for j in self._pending if j.deadline < now]:
+            self._pending.remove(job)
+            self.stats.timeouts += 1
+            job.sink(("error", RequestTimeoutError(f"timed out after {self.timeout_s:g} s in the queue")))
 
     def _run_embed(self, batch: list[_Job]) -> None:
         parts = [p for job in batch for p in job.payload]
