@@ -44,10 +44,10 @@ class DataConfig:
     train: list[str] = field(default_factory=list)
     val: list[str] = field(default_factory=list)
     modalities: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)  # keep samples whose ``task`` is listed (caption, qa...)
     max_samples: int | None = None
     max_val_samples: int = 64
     feature_cache: str | None = None
-    text_only_ratio: float = 0.0  # instruct: share of language-only samples mixed in (if the data holds any)
 
 
 @dataclass
@@ -218,7 +218,11 @@ def load_train_config(path: str | Path, *, root: str | Path | None = None) -> Tr
                 raise ConfigError(f"{path}: stages[{i}] must be a file name or a mapping")
         if not stages:
             raise ConfigError(f"{path}: pipeline has no stages")
-        return PipelineConfig(stages=stages, final=_resolve(base, data.get("final")), prepare=data.get("prepare") or [])
+        prepare = [
+            {**st, "out": _resolve(base, st["out"])} if isinstance(st, dict) and "out" in st else st
+            for st in data.get("prepare") or []
+        ]
+        return PipelineConfig(stages=stages, final=_resolve(base, data.get("final")), prepare=prepare)
     return _stage_from(data, base, str(path))
 
 

@@ -49,10 +49,12 @@ def load_samples(
     limit: int | None = None,
     experts: bool = False,
     text_only: bool = True,
+    tasks: Sequence[str] = (),
 ) -> list[TrainSample]:
-    """Read dataset files; keep samples whose media are all in ``modalities`` (empty = any).
+    """Read dataset files; keep samples whose media are all in ``modalities`` (empty = any), at most ``limit`` per file.
 
     ``text_only=False`` drops language-only samples (the alignment stage trains on media only).
+    ``tasks`` keeps only samples whose ``task`` field is listed (e.g. ``caption``); empty = all.
     Malformed lines raise ``DatasetError`` naming ``file:line`` — nothing is dropped silently.
     """
     from omnibind.data.format import read_dataset
@@ -61,17 +63,21 @@ def load_samples(
     for p in paths:
         if not Path(p).is_file():
             raise ConfigError(f"{p}: no such dataset file")
+        rows: list[TrainSample] = []
         for s in read_dataset(p):
+            if tasks and s.extra.get("task") not in tasks:
+                continue
             ts = to_train_sample(s, experts=experts)
             if modalities and not ts.modalities <= set(modalities):
                 continue
             if not ts.media and not text_only:
                 continue
-            out.append(ts)
-    if limit is not None and len(out) > limit:
-        # a deterministic, spread-out subset (not the first N lines, which may be one category)
-        step = len(out) / limit
-        out = [out[int(i * step)] for i in range(limit)]
+            rows.append(ts)
+        if limit is not None and len(rows) > limit:
+            # per file, and spread out (not the first N lines, which may all be one category)
+            step = len(rows) / limit
+            rows = [rows[int(i * step)] for i in range(limit)]
+        out.extend(rows)
     return out
 
 

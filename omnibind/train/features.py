@@ -5,8 +5,8 @@ Media are keyed by modality + file path (or the part's ``name`` for in-memory da
 split by encoder fingerprint, so a changed encoder never serves stale features. Trainable encoders
 (the IMU CNN) are never cached: their outputs change as they learn.
 
-On disk: ``<folder>/<modality>-<fingerprint>.safetensors`` (``pooled.<key hash>`` and, when a
-projector reads encoder tokens, ``tokens.<key hash>``) — no pickles.
+On disk (``folder`` given): the shared ``omnibind.data.feature_cache`` — content-keyed safetensors
+shards per encoder fingerprint, reused across runs and stages; no pickles.
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ class FeatureStore:
             keep_tokens = any(getattr(p, "uses_tokens", False) for p in core.projectors.values())
         self.keep_tokens = keep_tokens
         self._mem: dict[str, EncoderOutput] = {}
-        self._loaded: set[str] = set()
         self.hits = 0
         self.misses = 0
 
@@ -67,7 +66,6 @@ class FeatureStore:
         key = part_key(part)
         if key is None or modality not in self.core.encoders or not self._cacheable(modality):
             return None
-        self._load_shard(modality)
         out = self._mem.get(f"{self._shard(modality)}/{_h(key)}")
         if out is None:
             self.misses += 1
@@ -79,9 +77,11 @@ class FeatureStore:
 
     # --- filling -------------------------------------------------------------------------
     def precompute(self, parts: Iterable[MediaPart | TextPart], *, batch_size: int = 16, progress: bool = True) -> int:
-        """Encode every not-yet-stored part (grouped by modality, batched); returns how many were encoded."""
-        from tqdm import tqdm
+        """Encode every not-yet-stored part (grouped by modality, batched); returns how many were encoded.
 
+        With a folder, features go through ``omnibind.data.feature_cache.FeatureCache`` (content-keyed
+        safetensors shards written as encoding proceeds, so a killed run keeps what it computed).
+        """
         from omnibind.modalities import load_part
 
         todo: dict[str, dict[str, MediaPart | TextPart]] = defaultdict(dict)
@@ -90,7 +90,6 @@ class FeatureStore:
             key = part_key(p)
             if key is None or modality not in self.core.encoders or not self._cacheable(modality):
                 continue
-            self._load_shard(modality)
             full = f"{self._shard(modality)}/{_h(key)}"
             if full not in self._mem:
                 todo[modality][full] = p
@@ -98,66 +97,52 @@ class FeatureStore:
         for modality, items in todo.items():
             keys = list(items)
             enc = self.core.encoders[modality]
+
+            def loader(part: MediaPart | TextPart) -> Any:
+                if isinstance(part, TextPart):
+                    return lambda: part.text
+                return lambda: load_part(part, self.core.limits)
+
+            on_disk = [k for k in keys if _has_file(items[k])] if self.folder is not None else []
+            if on_disk:
+                from omnibind.data.feature_cache import FeatureCache
+
+                cache = FeatureCache(self.folder, store_tokens=self.keep_tokens, progress=progress)  # type: ignore[arg-type]
+                pairs = [(_content_key(items[k]), loader(items[k])) for k in on_disk]
+                with torch.no_grad():
+                    out = cache.get_or_compute(enc, pairs, batch_size=batch_size, desc=f"features {modality}")
+                done += cache.computed
+                for j, k in enumerate(on_disk):
+                    self._mem[k] = _row(out, j, self.keep_tokens)
+                keys = [k for k in keys if k not in set(on_disk)]
+            if not keys:
+                continue
+            from tqdm import tqdm
+
             bar = tqdm(total=len(keys), desc=f"features {modality}", unit="item", disable=not progress)
             for i in range(0, len(keys), batch_size):
                 chunk = keys[i : i + batch_size]
-                data = [
-                    items[k].text if isinstance(items[k], TextPart) else load_part(items[k], self.core.limits)
-                    for k in chunk
-                ]
                 with torch.no_grad():
-                    out = enc.encode(data)
+                    out = enc.encode([loader(items[k])() for k in chunk])
                 for j, k in enumerate(chunk):
                     self._mem[k] = _row(out, j, self.keep_tokens)
                 bar.update(len(chunk))
                 done += len(chunk)
             bar.close()
-            self._save_shard(modality)
         return done
 
-    # --- disk ----------------------------------------------------------------------------
-    def _path(self, modality: str) -> Path | None:
-        return self.folder / f"{self._shard(modality)}.safetensors" if self.folder else None
 
-    def _load_shard(self, modality: str) -> None:
-        shard = self._shard(modality)
-        if shard in self._loaded:
-            return
-        self._loaded.add(shard)
-        path = self._path(modality)
-        if path is None or not path.is_file():
-            return
-        from safetensors.torch import load_file
+def _has_file(part: MediaPart | TextPart) -> bool:
+    return isinstance(part, TextPart) or isinstance(part.source, (str, Path))
 
-        tensors = load_file(str(path))
-        for name, t in tensors.items():
-            kind, _, h = name.partition(".")
-            if kind != "pooled":
-                continue
-            tok = tensors.get(f"tokens.{h}") if self.keep_tokens else None
-            if self.keep_tokens and tok is None:
-                continue  # stored without tokens: recompute
-            self._mem[f"{shard}/{h}"] = EncoderOutput(pooled=t, tokens=tok)
 
-    def _save_shard(self, modality: str) -> None:
-        path = self._path(modality)
-        if path is None:
-            return
-        from safetensors.torch import save_file
+def _content_key(part: MediaPart | TextPart) -> str:
+    """The shared feature cache's key: file bytes + modality + loader options (renames still hit)."""
+    from omnibind.data.feature_cache import media_key, text_key
 
-        shard = self._shard(modality)
-        tensors: dict[str, torch.Tensor] = {}
-        for k, out in self._mem.items():
-            s, _, h = k.partition("/")
-            if s != shard:
-                continue
-            tensors[f"pooled.{h}"] = out.pooled.contiguous()
-            if out.tokens is not None:
-                tensors[f"tokens.{h}"] = out.tokens.contiguous()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        save_file(tensors, str(tmp))
-        tmp.replace(path)
+    if isinstance(part, TextPart):
+        return text_key(part.text)
+    return media_key(Path(part.source).expanduser(), part.modality, part.options)
 
 
 def _row(out: EncoderOutput, j: int, keep_tokens: bool) -> EncoderOutput:

@@ -99,7 +99,7 @@ class TrainResult:
     seconds: float = 0.0
 
 
-class KilledForTest(RuntimeError):
+class KilledForTestError(RuntimeError):
     """Raised by ``stop_after`` (tests simulate a kill right after a checkpoint)."""
 
 
@@ -171,7 +171,7 @@ def run_training(
         total = torch.zeros((), device=acc.device)
         for i, micro in enumerate(micros):
             sync = i == len(micros) - 1
-            ctx = acc.no_sync(module) if not sync and world > 1 else _null()
+            ctx = acc.no_sync(module) if not sync and world > 1 else _Null()
             with ctx:
                 loss = module(micro) * (len(micro) / len(shard))
                 acc.backward(loss)
@@ -201,7 +201,7 @@ def run_training(
             save_last(done)
         if stop_after is not None and done >= stop_after:
             bar.close()
-            raise KilledForTest(f"stopped after step {done}")
+            raise KilledForTestError(f"stopped after step {done}")
     bar.close()
     save_last(optim.max_steps)
     metrics = task.final_metrics() if main else {}
@@ -246,7 +246,7 @@ def _validate(core: Any, task: Task, acc: Any) -> float | None:
     return float(total / count.clamp(min=1))
 
 
-class _null:
+class _Null:
     def __enter__(self) -> None:
         return None
 

@@ -214,7 +214,7 @@ class BindTask:
 def _samples(cfg: TrainConfig, which: str, *, text_only: bool) -> list[TrainSample]:
     paths = cfg.data.train if which == "train" else cfg.data.val
     limit = cfg.data.max_samples if which == "train" else cfg.data.max_val_samples
-    return load_samples(paths, modalities=cfg.data.modalities, limit=limit, text_only=text_only)
+    return load_samples(paths, modalities=cfg.data.modalities, limit=limit, text_only=text_only, tasks=cfg.data.tasks)
 
 
 def run_stage(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = None) -> TrainResult:
@@ -240,7 +240,7 @@ def _train(
     store = FeatureStore(core, folder=cfg.data.feature_cache)
     mods = list(modalities if modalities is not None else cfg.recipe.modalities)
     if cfg.stage == "bind":
-        if cfg.bind.init_heads_from and not cfg.init_from:
+        if cfg.bind.init_heads_from:  # after init_from (the heads copied are the trained ones)
             copy_heads(core, cfg.bind.init_heads_from)
         train_s, val_s = _samples(cfg, "train", text_only=False), _samples(cfg, "val", text_only=False)
         train_p, val_p = pairs_of(train_s, cfg.bind.pairs), pairs_of(val_s, cfg.bind.pairs)
@@ -300,10 +300,29 @@ def _run_per_modality(cfg: TrainConfig, *, progress: bool, stop_after: int | Non
     return result
 
 
+def prepare_data(steps: Sequence[dict[str, Any]], root: str | Path = ".") -> None:
+    """Run the data builders a pipeline lists (``{source, out, limit?}``) unless their train file exists."""
+    from omnibind.data.builders import BUILDERS, build
+
+    for st in steps:
+        unknown = set(st) - {"source", "out", "limit"}
+        if unknown or "source" not in st or "out" not in st:
+            raise ConfigError(f"prepare: each step needs 'source' and 'out' (and optional 'limit'); got {st}")
+        if st["source"] not in BUILDERS:
+            raise ConfigError(f"prepare: unknown data source {st['source']!r}; expected one of {sorted(BUILDERS)}")
+        out = Path(root) / st["out"]
+        if (out / f"{st['source']}.train.jsonl").is_file():
+            continue
+        kwargs = {"limit": st["limit"]} if "limit" in st else {}
+        res = build(st["source"], out, **kwargs)
+        print(f"built {st['source']}: {dict(res.samples)} samples, {len(res.skipped)} items skipped")
+
+
 def run_pipeline(pipe: PipelineConfig, *, progress: bool = True) -> list[TrainResult]:
     """Run stages in order; a stage without ``init_from`` starts from the previous stage's result."""
     from omnibind.train.loop import _copy_dir
 
+    prepare_data(pipe.prepare)
     results: list[TrainResult] = []
     for i, st in enumerate(pipe.stages):
         if i > 0 and st.init_from is None:

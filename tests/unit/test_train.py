@@ -119,10 +119,10 @@ def test_checkpoint_holds_trainable_weights_only(model_file, dataset, tmp_path):
 
 
 def test_resume_after_kill_reproduces(model_file, dataset, tmp_path):
-    from omnibind.train.loop import KilledForTest
+    from omnibind.train.loop import KilledForTestError
 
     full = _run(_cfg(model_file, dataset, tmp_path / "full"))
-    with pytest.raises(KilledForTest):
+    with pytest.raises(KilledForTestError):
         _run(_cfg(model_file, dataset, tmp_path / "killed"), stop_after=8)
     resumed = _run(_cfg(model_file, dataset, tmp_path / "killed"))
     from safetensors.torch import load_file
