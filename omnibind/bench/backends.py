@@ -1,0 +1,299 @@
+"""``omnibind bench backends``: transformers and llama.cpp side by side, in one run, on one model.
+
+Measured: LLM load time, decode tokens/s (and their ratio), time to first token with an image,
+greedy agreement of the two backends on fixed prompts with and without media (first 10 tokens),
+and KV-cache reuse across chat turns (second turn's prompt evaluation vs re-evaluating it all).
+
+Both backends get the very same omnibind-side weights (bind heads, projectors): the llama.cpp model
+copies them from the transformers one, so differences come from the LLM engines alone.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+TEXT_PROMPTS = (
+    "Describe a cat in one sentence.",
+    "What is the capital of France?",
+    "Give me three tips for sleeping better.",
+    "Write a haiku about the sea.",
+    "Explain what a rainbow is to a child.",
+    "What are the primary colours?",
+    "How do I boil an egg?",
+    "Name two planets in the solar system.",
+    "Why is the sky blue?",
+    "Suggest a name for a pet goldfish.",
+)
+MEDIA_PROMPTS = (
+    ("image_cat.jpg", "What is in this picture?"),
+    ("image_coffee.jpg", "Describe this image."),
+    ("image_cat.jpg", "What colour is the animal?"),
+    ("image_coffee.jpg", "Is this a drink or a food?"),
+    ("audio_bell.flac", "What do you hear?"),
+    ("audio_speech.wav", "Summarise this recording."),
+    ("depth_motorcycle.npz", "What does this depth map show?"),
+    ("points_spider.ply", "What shape is this object?"),
+    ("imu_walking.csv", "What activity is this person doing?"),
+    ("thermal_person.npy", "What is in this thermal image?"),
+)
+_MODALITY_BY_PREFIX = {
+    "image": "image",
+    "audio": "audio",
+    "depth": "depth",
+    "points": "points",
+    "imu": "imu",
+    "thermal": "thermal",
+    "video": "video",
+}
+
+
+def _media(name: str) -> Any:
+    from omnibind.messages import MediaPart
+
+    return MediaPart(_MODALITY_BY_PREFIX[name.split("_")[0]], str(EXAMPLES / name))
+
+
+def _load_pair(model: str | None) -> tuple[Any, Any, dict[str, float]]:
+    """Both models; LLM-only load times measured after the imports (second construction of each)."""
+    import omnibind
+    from omnibind.llm.backends.base import LLM_BACKENDS
+
+    tf = omnibind.load(model, backend="transformers")
+    ll = omnibind.load(model, backend="llamacpp")
+    if tf.config.llm.lora is not None:
+        raise typer.BadParameter("a LoRA model runs on llama.cpp only after `omnibind export gguf`; bench that folder")
+    ll.core.load_trainable_state_dict(tf.core.trainable_state_dict())  # identical omnibind-side weights
+    times = {}
+    for name, m in (("transformers", tf), ("llamacpp", ll)):
+        cls = LLM_BACKENDS.get(name)
+        t = time.perf_counter()
+        b = cls(m.config.llm.source, dtype=m.config.llm.dtype)
+        times[name] = time.perf_counter() - t
+        del b
+    return tf, ll, times
+
+
+def _timed_steps(model: Any, conv: Any, max_new: int) -> tuple[list[int], list[float], float]:
+    """Greedy decode; token ids, the time of each step after the start, and when the call began."""
+    from omnibind.llm.backends.base import GenerationOptions
+
+    opts = GenerationOptions(max_new_tokens=max_new, temperature=0.0, stop=list(model.core.template.stop))
+    start = time.perf_counter()
+    steps, _ = model.core.generate_ids([conv], opts)
+    ids, stamps = [], []
+    for step in steps:
+        if step[0] is None:
+            break
+        ids.append(step[0])
+        stamps.append(time.perf_counter() - start)
+    return ids, stamps, start
+
+
+def decode_speed(model: Any, *, tokens: int, repeats: int) -> dict[str, float]:
+    """Decode tokens/s between the first and the last token (prompt evaluation excluded)."""
+    from omnibind.messages import Message
+
+    conv = [Message.user("Write a long, detailed story about a cat who travels around the world.")]
+    _timed_steps(model, conv, 4)  # warm-up
+    rates, counts = [], []
+    for _ in range(repeats):
+        _reset(model)
+        ids, stamps, _ = _timed_steps(model, conv, tokens)
+        if len(ids) > 1:
+            rates.append((len(ids) - 1) / (stamps[-1] - stamps[0]))
+            counts.append(len(ids))
+    return {"tokens_per_second": statistics.median(rates), "tokens": min(counts)}
+
+
+def first_token_with_image(model: Any, image: Path, *, repeats: int) -> dict[str, float]:
+    """Seconds from the call to the first token for a question about an image (decode + encode + prompt)."""
+    from omnibind.messages import MediaPart, Message
+
+    conv = [Message.user(MediaPart("image", str(image)), "What is in this picture?")]
+    _timed_steps(model, conv, 1)
+    times = []
+    for _ in range(repeats):
+        _reset(model)
+        _, stamps, _ = _timed_steps(model, conv, 1)
+        times.append(stamps[0])
+    return {"seconds": statistics.median(times)}
+
+
+def _reset(model: Any) -> None:
+    reset = getattr(model.core.llm, "reset_cache", None)
+    if reset is not None:
+        reset()
+
+
+def agreement(tf: Any, ll: Any, *, n_tokens: int = 10) -> dict[str, Any]:
+    """Greedy first ``n_tokens`` of both backends on the fixed prompts; a case agrees when all match."""
+    from omnibind.messages import Message
+
+    cases = [(p, [Message.user(p)]) for p in TEXT_PROMPTS]
+    cases += [(f"[{f}] {p}", [Message.user(_media(f), p)]) for f, p in MEDIA_PROMPTS if (EXAMPLES / f).is_file()]
+    rows = []
+    for label, conv in cases:
+        a, _, _ = _timed_steps(tf, conv, n_tokens)
+        b, _, _ = _timed_steps(ll, conv, n_tokens)
+        same = a == b
+        row: dict[str, Any] = {"prompt": label, "agree": same}
+        if not same:
+            at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            row.update(first_difference=at, transformers=tf.core.llm.detokenize(a), llamacpp=ll.core.llm.detokenize(b))
+        rows.append(row)
+    agreed = sum(r["agree"] for r in rows)
+    return {
+        "cases": len(rows),
+        "agree": agreed,
+        "rate": agreed / max(1, len(rows)),
+        "disagreements": [r for r in rows if not r["agree"]],
+    }
+
+
+def kv_reuse(ll: Any, image: Path | None, *, repeats: int) -> dict[str, float]:
+    """Second-turn prompt evaluation with the first turn cached vs the whole history from scratch.
+
+    Timed at the backend: from ``generate`` to the first token, on the assembled embeddings, so
+    image encoding (the same in both) does not dilute the ratio.
+    """
+    import torch
+
+    from omnibind.llm.backends.base import GenerationOptions
+    from omnibind.messages import MediaPart, Message
+
+    core = ll.core
+    first = [
+        Message.user(
+            *([MediaPart("image", str(image))] if image else []),
+            "Describe this picture in a few sentences, then list three things you notice.",
+        )
+    ]
+    reply = ll.chat(first, max_new_tokens=64)
+    second = [*first, Message.assistant(reply.text), Message.user("Now summarise that in five words.")]
+    with torch.inference_mode():
+        emb1 = core.build_inputs(core.prepare(first), add_generation_prompt=True)[0].embeds
+        emb2 = core.build_inputs(core.prepare(second), add_generation_prompt=True)[0].embeds
+    opts = GenerationOptions(max_new_tokens=1)
+
+    def time_first(emb: torch.Tensor) -> float:
+        t = time.perf_counter()
+        steps = core.llm.generate([emb], opts)
+        next(steps, None)
+        steps.close()
+        return time.perf_counter() - t
+
+    reused, full, kept = [], [], []
+    for _ in range(repeats):
+        core.llm.reset_cache()
+        time_first(emb1)  # turn 1 in the cache (what a chat leaves behind)
+        before = max(core.llm.cache_lengths())
+        reused.append(time_first(emb2))
+        kept.append(before)
+        core.llm.reset_cache()
+        full.append(time_first(emb2))
+    r, f = statistics.median(reused), statistics.median(full)
+    return {
+        "history_positions": int(emb2.shape[0]),
+        "cached_positions": int(min(kept)),
+        "second_turn_seconds": r,
+        "full_history_seconds": f,
+        "ratio": r / f,
+    }
+
+
+def bench_backends(
+    model_name_or_path: str | None = None, *, tokens: int = 64, repeats: int = 3, agreement_tokens: int = 10
+) -> dict[str, Any]:
+    """Run every measurement on both backends in one process; returns a JSON-able dict."""
+    import torch
+
+    image = EXAMPLES / "image_cat.jpg"
+    tf, ll, load = _load_pair(model_name_or_path)
+    res: dict[str, Any] = {
+        "model": model_name_or_path or "embedded default",
+        "threads": torch.get_num_threads(),
+        "llamacpp_gguf": str(ll.core.llm.gguf_path),
+        "load_seconds": load,
+    }
+    speed = {
+        "transformers": decode_speed(tf, tokens=tokens, repeats=repeats),
+        "llamacpp": decode_speed(ll, tokens=tokens, repeats=repeats),
+    }
+    speed["ratio"] = speed["llamacpp"]["tokens_per_second"] / speed["transformers"]["tokens_per_second"]
+    res["decode"] = speed
+    if image.is_file():
+        res["first_token_with_image_seconds"] = {
+            "transformers": first_token_with_image(tf, image, repeats=repeats)["seconds"],
+            "llamacpp": first_token_with_image(ll, image, repeats=repeats)["seconds"],
+        }
+    res["agreement"] = agreement(tf, ll, n_tokens=agreement_tokens)
+    res["kv_reuse"] = kv_reuse(ll, image if image.is_file() else None, repeats=repeats)
+    return res
+
+
+def print_backends_report(r: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"omnibind bench backends — {r['model']} ({r['threads']} threads)")
+    t.add_column("measure")
+    t.add_column("transformers", justify="right")
+    t.add_column("llamacpp", justify="right")
+    t.add_column("llamacpp / transformers", justify="right")
+    ld, dc = r["load_seconds"], r["decode"]
+    t.add_row("LLM load (s)", f"{ld['transformers']:.2f}", f"{ld['llamacpp']:.2f}", "")
+    t.add_row(
+        "decode tokens/s",
+        f"{dc['transformers']['tokens_per_second']:.1f}",
+        f"{dc['llamacpp']['tokens_per_second']:.1f}",
+        f"{dc['ratio']:.2f}×",
+    )
+    if "first_token_with_image_seconds" in r:
+        ft = r["first_token_with_image_seconds"]
+        t.add_row(
+            "time to first token, with an image (s)",
+            f"{ft['transformers']:.3f}",
+            f"{ft['llamacpp']:.3f}",
+            f"{ft['llamacpp'] / ft['transformers']:.2f}×",
+        )
+    ag = r["agreement"]
+    t.add_row("greedy agreement, first 10 tokens", "", f"{ag['agree']}/{ag['cases']}", f"{ag['rate'] * 100:.0f}%")
+    kv = r["kv_reuse"]
+    t.add_row(
+        f"2nd turn prompt eval, {kv['cached_positions']}/{kv['history_positions']} cached (s)",
+        "",
+        f"{kv['second_turn_seconds']:.3f}",
+        "",
+    )
+    t.add_row(
+        "whole history re-evaluated (s)", "", f"{kv['full_history_seconds']:.3f}", f"{kv['ratio'] * 100:.0f}% of it"
+    )
+    c = Console()
+    c.print(t)
+    for d in ag["disagreements"]:
+        c.print(
+            f"disagree at token {d['first_difference']}: {d['prompt']!r}\n"
+            f"  transformers: {d['transformers']!r}\n  llamacpp:     {d['llamacpp']!r}"
+        )
+
+
+def bench_backends_command(
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Checkpoint folder, config or preset; default: embedded."
+    ),
+    tokens: int = typer.Option(64, help="Tokens generated per decode-speed timing."),
+    repeats: int = typer.Option(3, help="Timed repetitions (median reported)."),
+    out: Path | None = typer.Option(None, "--out", help="Also write the figures as JSON."),
+) -> None:
+    """transformers vs llama.cpp in one run: load, decode speed, first token with an image, agreement, KV reuse."""
+    results = bench_backends(model, tokens=tokens, repeats=repeats)
+    print_backends_report(results)
+    if out:
+        out.write_text(json.dumps(results, indent=2))

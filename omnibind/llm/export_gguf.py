@@ -1,0 +1,439 @@
+"""Export a trained omnibind model for llama.cpp: the LLM (LoRA merged) as GGUF + the omnibind side.
+
+The output folder is a normal omnibind checkpoint whose config says ``llm.backend = "llamacpp"``
+and ``llm.source = <folder>/model.gguf``, so ``omnibind.load(folder)`` runs it on llama.cpp:
+
+    OUT/model.gguf           the language model (Llama architecture), f32 | f16 | q8_0
+    OUT/config.json          the composite config, LLM switched to the GGUF
+    OUT/weights.safetensors  bind heads, projectors, trainable encoders (no LLM tensors)
+    OUT/manifest.json        hashes, the GGUF's fingerprint, encoder fingerprints, export details
+
+The GGUF is written with the ``gguf`` package's ``GGUFWriter``. Llama-architecture checkpoints only
+(SmolLM2, Llama, TinyLlama...): anything else is refused rather than written wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from omnibind.errors import BackendUnsupportedError, ConfigError
+
+log = logging.getLogger(__name__)
+
+GGUF_FILE = "model.gguf"
+OUTTYPES = ("f32", "f16", "q8_0")
+# HF Llama parameter suffix → GGUF tensor name inside block ``blk.{i}``
+_BLOCK_NAMES = {
+    "input_layernorm.weight": "attn_norm.weight",
+    "self_attn.q_proj.weight": "attn_q.weight",
+    "self_attn.k_proj.weight": "attn_k.weight",
+    "self_attn.v_proj.weight": "attn_v.weight",
+    "self_attn.o_proj.weight": "attn_output.weight",
+    "post_attention_layernorm.weight": "ffn_norm.weight",
+    "mlp.gate_proj.weight": "ffn_gate.weight",
+    "mlp.up_proj.weight": "ffn_up.weight",
+    "mlp.down_proj.weight": "ffn_down.weight",
+}
+# Token kv copied verbatim from a base GGUF (the embedded model was trained on exactly this vocabulary).
+_TOKENIZER_PREFIX = "tokenizer."
+
+
+@dataclass
+class ExportResult:
+    """Where things went and what was written."""
+
+    folder: Path
+    gguf: Path
+    outtype: str
+    tensors: int
+    gguf_bytes: int
+
+
+# --- Llama weights → GGUF tensors ------------------------------------------------------------
+def _rope_permute(w: np.ndarray, n_head: int) -> np.ndarray:
+    """HF stores q/k rows as two halves per head (rotate-half RoPE); llama.cpp's Llama graph rotates
+    adjacent pairs. Interleave the halves so both compute the same attention."""
+    out_dim, in_dim = w.shape
+    head_dim = out_dim // n_head
+    return w.reshape(n_head, 2, head_dim // 2, in_dim).swapaxes(1, 2).reshape(out_dim, in_dim)
+
+
+def llama_tensors(state: dict[str, Any], cfg: Any) -> list[tuple[str, np.ndarray]]:
+    """HF Llama ``state_dict`` (tensors) → [(gguf name, float32 array)], strictly (unknown names fail)."""
+    n_head = int(cfg.num_attention_heads)
+    n_kv = int(getattr(cfg, "num_key_value_heads", None) or n_head)
+    tied = bool(getattr(cfg, "tie_word_embeddings", False))
+    out: list[tuple[str, np.ndarray]] = []
+    for name, tensor in state.items():
+        arr = tensor.detach().to("cpu").float().numpy()
+        if name == "model.embed_tokens.weight":
+            out.append(("token_embd.weight", arr))
+        elif name == "model.norm.weight":
+            out.append(("output_norm.weight", arr))
+        elif name == "lm_head.weight":
+            if not tied:
+                out.append(("output.weight", arr))
+        elif name.startswith("model.layers."):
+            rest = name[len("model.layers.") :]
+            idx, _, suffix = rest.partition(".")
+            target = _BLOCK_NAMES.get(suffix)
+            if target is None:
+                raise ConfigError(f"export: tensor {name!r} has no GGUF Llama equivalent (biases or a non-Llama layer)")
+            if suffix == "self_attn.q_proj.weight":
+                arr = _rope_permute(arr, n_head)
+            elif suffix == "self_attn.k_proj.weight":
+                arr = _rope_permute(arr, n_kv)
+            out.append((f"blk.{int(idx)}.{target}", arr))
+        elif name.endswith("rotary_emb.inv_freq"):
+            continue  # derived from rope_theta, not a weight
+        else:
+            raise ConfigError(f"export: unexpected tensor {name!r} in the LLM state dict")
+    return out
+
+
+def _rope_theta(cfg: Any) -> float:
+    params = getattr(cfg, "rope_parameters", None) or {}
+    rtype = params.get("rope_type", "default") if isinstance(params, dict) else "default"
+    scaling = getattr(cfg, "rope_scaling", None)
+    if rtype not in ("default", None) or (
+        isinstance(scaling, dict) and scaling.get("rope_type", "default") != "default"
+    ):
+        raise ConfigError(f"export: RoPE scaling {rtype or scaling!r} is not supported by this exporter")
+    theta = params.get("rope_theta") if isinstance(params, dict) else None
+    return float(theta if theta is not None else getattr(cfg, "rope_theta", 10000.0))
+
+
+def _check_llama(cfg: Any) -> None:
+    if getattr(cfg, "model_type", "") != "llama":
+        raise ConfigError(f"export: only Llama-architecture LLMs are supported, got model_type={cfg.model_type!r}")
+    if getattr(cfg, "attention_bias", False) or getattr(cfg, "mlp_bias", False):
+        raise ConfigError("export: Llama variants with attention/MLP biases are not supported")
+    if getattr(cfg, "hidden_act", "silu") != "silu":
+        raise ConfigError(f"export: hidden_act {cfg.hidden_act!r} is not Llama's silu")
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    if head_dim * cfg.num_attention_heads != cfg.hidden_size:
+        raise ConfigError("export: head_dim × heads != hidden size is not supported")
+
+
+# --- tokenizer metadata -------------------------------------------------------------------------
+def _copy_tokenizer_kv(writer: Any, base_gguf: Path) -> None:
+    """Copy every ``tokenizer.*`` key from a base GGUF (same vocabulary, same pre-tokenizer)."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(base_gguf))
+    for key, field in reader.fields.items():
+        if not key.startswith(_TOKENIZER_PREFIX):
+            continue
+        vtype = field.types[0]
+        value = field.contents()
+        if vtype == gguf.GGUFValueType.ARRAY:
+            writer.add_array(key, value)
+        else:
+            writer.add_key_value(key, value, vtype)
+
+
+def _hf_tokenizer_kv(writer: Any, hf_dir: Path, vocab_size: int, pre: str) -> None:
+    """Byte-level BPE tokenizer (``tokenizer.json``) → GGUF ``gpt2`` vocabulary metadata."""
+    import gguf
+    from transformers import AutoTokenizer
+
+    tj_path = hf_dir / "tokenizer.json"
+    try:
+        tj = json.loads(tj_path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"export: {tj_path}: cannot read the tokenizer ({e})") from e
+    model = tj.get("model", {})
+    if model.get("type") != "BPE":
+        raise ConfigError(f"export: {tj_path}: only byte-level BPE tokenizers are supported, got {model.get('type')!r}")
+    tok = AutoTokenizer.from_pretrained(str(hf_dir), local_files_only=True)
+    by_id = {i: t for t, i in model["vocab"].items()}
+    added = {a["id"]: a for a in tj.get("added_tokens", [])}
+    tokens, types = [], []
+    for i in range(vocab_size):
+        if i in added:
+            tokens.append(added[i]["content"])
+            types.append(gguf.TokenType.CONTROL if added[i].get("special") else gguf.TokenType.USER_DEFINED)
+        elif i in by_id:
+            tokens.append(by_id[i])
+            types.append(gguf.TokenType.NORMAL)
+        else:  # the embedding matrix is larger than the vocabulary: padding rows
+            tokens.append(f"[PAD{i}]")
+            types.append(gguf.TokenType.UNUSED)
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre(pre)
+    writer.add_token_list(tokens)
+    writer.add_token_types([int(t) for t in types])
+    writer.add_token_merges(merges)
+    for attr, add in (
+        ("bos_token_id", writer.add_bos_token_id),
+        ("eos_token_id", writer.add_eos_token_id),
+        ("unk_token_id", writer.add_unk_token_id),
+        ("pad_token_id", writer.add_pad_token_id),
+    ):
+        val = getattr(tok, attr, None)
+        if val is not None:
+            add(int(val))
+    writer.add_add_bos_token(bool(getattr(tok, "add_bos_token", False)))
+    writer.add_add_space_prefix(False)
+    template = getattr(tok, "chat_template", None)
+    if isinstance(template, str) and template:
+        writer.add_chat_template(template)
+
+
+# --- the GGUF file ------------------------------------------------------------------------------
+def write_llama_gguf(
+    hf_model: Any,
+    path: Path,
+    *,
+    outtype: str = "f16",
+    tokenizer_dir: Path | None = None,
+    base_gguf: Path | None = None,
+    tokenizer_pre: str = "default",
+    name: str = "omnibind-llm",
+) -> int:
+    """Write a transformers Llama model as GGUF; returns the number of tensors.
+
+    Tokenizer metadata comes from ``base_gguf`` when given (verbatim), else from ``tokenizer_dir``.
+    ``outtype``: f32, f16 (norms stay f32) or q8_0 (matrices whose rows split into 32-blocks).
+    """
+    import gguf
+
+    if outtype not in OUTTYPES:
+        raise ConfigError(f"export: outtype {outtype!r}; choose one of {OUTTYPES}")
+    cfg = hf_model.config
+    _check_llama(cfg)
+    tensors = llama_tensors(hf_model.state_dict(), cfg)
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    vocab = int(cfg.vocab_size)
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_name(name)
+    w.add_context_length(int(cfg.max_position_embeddings))
+    w.add_embedding_length(int(cfg.hidden_size))
+    w.add_block_count(int(cfg.num_hidden_layers))
+    w.add_feed_forward_length(int(cfg.intermediate_size))
+    w.add_head_count(int(cfg.num_attention_heads))
+    w.add_head_count_kv(int(getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads))
+    w.add_rope_freq_base(_rope_theta(cfg))
+    w.add_layer_norm_rms_eps(float(cfg.rms_norm_eps))
+    w.add_rope_dimension_count(int(head_dim))
+    w.add_vocab_size(vocab)
+    file_type = {
+        "f32": gguf.LlamaFileType.ALL_F32,
+        "f16": gguf.LlamaFileType.MOSTLY_F16,
+        "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+    }[outtype]
+    w.add_file_type(int(file_type))
+    w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    if base_gguf is not None:
+        _copy_tokenizer_kv(w, base_gguf)
+    elif tokenizer_dir is not None:
+        _hf_tokenizer_kv(w, tokenizer_dir, vocab, tokenizer_pre)
+    else:
+        raise ConfigError("export: no tokenizer source (a base GGUF or a tokenizer.json folder)")
+    for tname, arr in tensors:
+        data, qtype = _encode(arr, outtype)
+        w.add_tensor(tname, data, raw_dtype=qtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return len(tensors)
+
+
+def _encode(arr: np.ndarray, outtype: str) -> tuple[np.ndarray, Any]:
+    """One tensor in the requested type; 1-D tensors (norms) always f32, as llama.cpp expects."""
+    import gguf
+
+    if arr.ndim == 1 or outtype == "f32":
+        return np.ascontiguousarray(arr, dtype=np.float32), gguf.GGMLQuantizationType.F32
+    if outtype == "f16":
+        return np.ascontiguousarray(arr, dtype=np.float16), gguf.GGMLQuantizationType.F16
+    qtype = gguf.GGMLQuantizationType.Q8_0
+    block = gguf.GGML_QUANT_SIZES[qtype][0]
+    if arr.shape[-1] % block:
+        return np.ascontiguousarray(arr, dtype=np.float16), gguf.GGMLQuantizationType.F16
+    return gguf.quants.quantize(np.ascontiguousarray(arr, dtype=np.float32), qtype), qtype
+
+
+# --- the whole checkpoint ---------------------------------------------------------------------
+def _merged_hf_model(core: Any) -> Any:
+    """The backend's HF model with LoRA adapters merged into the base weights."""
+    model = core.llm.model
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+        core.llm.model = model
+    return model
+
+
+def export_gguf(
+    model: str | Path | None,
+    out_dir: str | Path,
+    *,
+    outtype: str = "f16",
+    tokenizer_pre: str = "auto",
+    overwrite: bool = False,
+) -> ExportResult:
+    """Export ``model`` (anything ``omnibind.load`` accepts; None = embedded default) to ``out_dir``.
+
+    The folder is built in a temporary sibling and renamed into place, so a failed export leaves
+    no half-written checkpoint.
+    """
+    import omnibind
+    from omnibind.checkpoint import CONFIG_FILE, MANIFEST_FILE, WEIGHTS_FILE, llm_fingerprint, sha256_file
+
+    dest = Path(out_dir).expanduser().resolve()
+    if dest.exists() and any(dest.iterdir()) and not overwrite:
+        raise ConfigError(f"{dest}: output folder exists and is not empty (pass overwrite=True / --overwrite)")
+    if outtype not in OUTTYPES:
+        raise ConfigError(f"export: outtype {outtype!r}; choose one of {OUTTYPES}")
+    loaded = omnibind.load(model, backend="transformers")
+    core = loaded.core
+    if core.config.injection.kind == "gated":
+        raise BackendUnsupportedError(
+            "export: this model uses the gated every-layer injection (ImageBind-LLM), which llama.cpp cannot run"
+        )
+    hf = _merged_hf_model(core)
+    base_gguf, tok_dir, pre = _tokenizer_source(core.config.llm.source, tokenizer_pre)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        n = write_llama_gguf(
+            hf,
+            tmp / GGUF_FILE,
+            outtype=outtype,
+            tokenizer_dir=tok_dir,
+            base_gguf=base_gguf,
+            tokenizer_pre=pre,
+            name=core.config.name,
+        )
+        cfg = _exported_config(core.config, dest / GGUF_FILE)
+        cfg.save(tmp / CONFIG_FILE)
+        state = {k: v for k, v in core.trainable_state_dict().items() if not k.startswith("llm.")}
+        _save_weights(state, tmp / WEIGHTS_FILE)
+        manifest = {
+            "omnibind_version": omnibind.__version__,
+            "weights_sha256": sha256_file(tmp / WEIGHTS_FILE),
+            "num_tensors": len(state),
+            "num_parameters": int(sum(t.numel() for t in state.values())),
+            "base_llm": {"source": cfg.llm.source, "fingerprint": llm_fingerprint(str(tmp / GGUF_FILE))},
+            "encoders": {
+                m: {"name": core.config.encoders[m].name, "fingerprint": e.fingerprint()}
+                for m, e in core.encoders.items()
+            },
+            "export": {
+                "from": str(model) if model is not None else "embedded default",
+                "format": "gguf",
+                "outtype": outtype,
+                "lora_merged": core.config.llm.lora is not None,
+                "tokenizer": "copied from base GGUF" if base_gguf is not None else f"tokenizer.json (pre={pre})",
+            },
+        }
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    gguf_path = dest / GGUF_FILE
+    return ExportResult(dest, gguf_path, outtype, n, gguf_path.stat().st_size)
+
+
+def _save_weights(state: dict[str, Any], path: Path) -> None:
+    from safetensors.torch import save_file
+
+    from omnibind import __version__
+
+    save_file(state, str(path), metadata={"format": "omnibind", "version": __version__})
+
+
+def _exported_config(config: Any, gguf_path: Path) -> Any:
+    """The same model with its LLM switched to the GGUF on llama.cpp (LoRA and norms are in the GGUF now)."""
+    from omnibind.config import ModelConfig
+
+    cfg = ModelConfig.from_dict(config.to_dict())
+    cfg.llm.backend = "llamacpp"
+    cfg.llm.source = str(gguf_path)
+    cfg.llm.lora = None
+    cfg.llm.train_bias_norm = False
+    return cfg
+
+
+def _tokenizer_source(source: str, pre: str) -> tuple[Path | None, Path | None, str]:
+    """Where the GGUF's vocabulary comes from: the base GGUF when there is one, else tokenizer.json."""
+    from omnibind.llm.backends.transformers import resolve_llm_source
+
+    if source.startswith("embedded:") and pre == "auto":
+        from omnibind.llm.embedded import embedded_gguf_path
+
+        return embedded_gguf_path(), None, "auto"
+    folder = Path(resolve_llm_source(source))
+    if not folder.is_dir():
+        raise ConfigError(f"export: LLM source {source!r} is not a local folder with tokenizer.json")
+    if pre == "auto":
+        pre = guess_tokenizer_pre(folder)
+    return None, folder, pre
+
+
+# llama.cpp's pre-tokenizer names worth trying for byte-level BPE vocabularies, most common first.
+PRE_CANDIDATES = ("default", "gpt-2", "smollm", "llama-bpe", "qwen2", "starcoder", "falcon", "refact")
+_PROBE = (
+    "Hello world! It's 2024: 3.14159 apples, 1,000,000 pears.\n\n  Indented\tcode() {x += 42;}\n"
+    "<|im_start|>user\nWhat's this?<|im_end|>\nÉtude café naïve — ünïcödé 東京 😀  end"
+)
+
+
+def guess_tokenizer_pre(hf_dir: Path) -> str:
+    """Pick the llama.cpp pre-tokenizer whose splits reproduce the HF tokenizer on a probe text.
+
+    Needs llama-cpp-python (it tries each candidate on a vocabulary-only GGUF); without it,
+    ``default`` is used and a warning says so.
+    """
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        log.warning("llama-cpp-python is not installed: using the 'default' pre-tokenizer without checking it")
+        return "default"
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(hf_dir), local_files_only=True)
+    want = list(tok(_PROBE, add_special_tokens=False)["input_ids"])
+    with tempfile.TemporaryDirectory() as tmp:
+        for pre in PRE_CANDIDATES:
+            if _tokenize_with_pre(hf_dir, Path(tmp) / f"{pre}.gguf", pre, _PROBE) == want:
+                return pre
+    raise ConfigError(
+        f"export: no llama.cpp pre-tokenizer among {PRE_CANDIDATES} reproduces {hf_dir}'s tokenizer; "
+        "pass tokenizer_pre explicitly"
+    )
+
+
+def _tokenize_with_pre(hf_dir: Path, path: Path, pre: str, text: str) -> list[int] | None:
+    """Tokenise ``text`` with llama.cpp using a vocabulary-only GGUF built for ``pre``."""
+    import gguf
+
+    from omnibind.llm.backends.llamacpp import tokenize_vocab_only
+
+    cfg = json.loads((hf_dir / "config.json").read_text())
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_block_count(1)
+    w.add_context_length(16)
+    w.add_embedding_length(32)
+    w.add_feed_forward_length(32)
+    w.add_head_count(1)
+    _hf_tokenizer_kv(w, hf_dir, int(cfg["vocab_size"]), pre)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return tokenize_vocab_only(path, text)

@@ -1,0 +1,219 @@
+"""llama.cpp backend and GGUF export on the TINY random Llama (2 layers, hidden 64, SmolLM2's tokenizer).
+
+The tiny model is written to GGUF by our exporter (f32), so llama.cpp and transformers run the
+same weights: their logits must agree closely, which checks the export (tensor names, the RoPE
+row permutation, tokenizer metadata) and the backend (embedding inputs, positions, sequence ids).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (pip install 'omnibind[llamacpp]')")
+
+from omnibind.errors import BackendUnsupportedError, ConfigError
+from omnibind.llm.backends.base import GenerationOptions
+
+PROBES = [
+    "Hello world! It's 2024: 3.14159 apples, 1,000,000 pears.",
+    "<|im_start|>user\nWhat's in the picture?<|im_end|>\n<|im_start|>assistant\n",
+    "  Indented\tcode() {x += 42;}\n\n\nÉtude café naïve — 東京 😀",
+    "Image: \nAudio: \n",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tmp_path_factory: pytest.TempPathFactory, tiny_llm_dir: Path) -> Path:
+    from transformers import AutoModelForCausalLM
+
+    from omnibind.llm.export_gguf import guess_tokenizer_pre, write_llama_gguf
+
+    hf = AutoModelForCausalLM.from_pretrained(str(tiny_llm_dir), dtype=torch.float32)
+    out = tmp_path_factory.mktemp("tiny_gguf") / "tiny.gguf"
+    write_llama_gguf(
+        hf, out, outtype="f32", tokenizer_dir=tiny_llm_dir, tokenizer_pre=guess_tokenizer_pre(tiny_llm_dir)
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def ll(tiny_gguf: Path):
+    from omnibind.llm.backends.llamacpp import LlamaCppBackend
+
+    backend = LlamaCppBackend(str(tiny_gguf), n_ctx=1024, n_seq_max=4)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def tf(tiny_llm_dir: Path):
+    from omnibind.llm.backends.transformers import TransformersBackend
+
+    return TransformersBackend(str(tiny_llm_dir))
+
+
+def _prompt(backend, text: str) -> torch.Tensor:
+    return backend.embed_tokens(backend.tokenize(text))
+
+
+def _greedy(backend, prompts: list[torch.Tensor], n: int = 8, **opts) -> list[list[int]]:
+    out: list[list[int]] = [[] for _ in prompts]
+    for step in backend.generate(prompts, GenerationOptions(max_new_tokens=n, **opts)):
+        for i, t in enumerate(step):
+            if t is not None:
+                out[i].append(t)
+    return out
+
+
+def test_registered_and_refuses_layer_injection(ll):
+    from omnibind.llm.backends import LLM_BACKENDS
+    from omnibind.llm.backends.base import LayerInjection
+
+    assert LLM_BACKENDS.get("llamacpp") is type(ll)
+    assert not ll.supports_layer_injection and not ll.supports_training
+    inj = LayerInjection(feature=torch.zeros(1, ll.hidden_size), gates=torch.zeros(ll.num_layers))
+    with pytest.raises(BackendUnsupportedError, match="gated"):
+        ll.generate([_prompt(ll, "hi")], GenerationOptions(max_new_tokens=2), inj)
+
+
+def test_tokenizer_matches_hf(ll, tf):
+    for text in PROBES:
+        assert ll.tokenize(text) == tf.tokenize(text), text
+        ids = tf.tokenize(text)
+        assert ll.detokenize(ids) == tf.detokenize(ids), text
+    assert ll.eos_token_ids >= {tf.tokenizer.convert_tokens_to_ids("<|im_end|>")}
+
+
+def test_embedding_input_equals_token_input(ll):
+    """embed_tokens returns exactly the rows llama.cpp uses for token ids: same logits either way."""
+    ids = ll.tokenize(PROBES[0])
+    n = len(ids)
+    pos, seq, want = np.arange(n), np.zeros(n), np.ones(n, dtype=bool)
+    ll.reset_cache()
+    by_ids = ll._decode(tokens=np.asarray(ids, dtype=np.int32), pos=pos, seq=seq, want=want)
+    ll.reset_cache()
+    by_emb = ll._decode(embeds=ll.embed_tokens(ids).numpy(), pos=pos, seq=seq, want=want)
+    ll.reset_cache()
+    for i in range(n):
+        np.testing.assert_array_equal(by_ids[i], by_emb[i])
+
+
+def test_logits_match_transformers(ll, tf):
+    """Same f32 weights through both engines: the exporter's tensor layout is right."""
+    emb = _prompt(tf, PROBES[1])
+    with torch.inference_mode():
+        want = tf.forward_logits(emb[None], torch.ones(1, emb.shape[0], dtype=torch.long))[0]
+    ll.reset_cache()
+    got = ll.forward_logits(emb[None], torch.ones(1, emb.shape[0], dtype=torch.long))[0]
+    torch.testing.assert_close(got, want.float(), atol=2e-3, rtol=1e-3)
+
+
+def test_batched_greedy_matches_single_and_transformers(ll, tf):
+    prompts = [_prompt(ll, "Tell me a story."), _prompt(ll, PROBES[1]), _prompt(ll, "Hi")]
+    ll.reset_cache()
+    together = _greedy(ll, prompts)
+    alone = []
+    for p in prompts:
+        ll.reset_cache()
+        alone.append(_greedy(ll, [p])[0])
+    assert together == alone
+    assert together == _greedy(tf, prompts)
+
+
+def test_kv_cache_reuse_across_turns(ll):
+    first = _prompt(ll, PROBES[1])
+    ll.reset_cache()
+    reply = _greedy(ll, [first], n=6)[0]
+    held = max(ll.cache_lengths())
+    assert held == first.shape[0] + len(reply) - 1  # the last sampled token was never fed
+    follow = torch.cat([first, ll.embed_tokens(reply), _prompt(ll, "<|im_end|>\n<|im_start|>user\nMore?")])
+    again = _greedy(ll, [follow], n=6)[0]
+    assert max(ll.cache_lengths()) >= follow.shape[0]
+    ll.reset_cache()
+    assert ll.cache_lengths() == [0] * len(ll.cache_lengths())
+    assert _greedy(ll, [follow], n=6)[0] == again  # reuse changes nothing but the time
+    # a prompt that diverges early only keeps the shared rows
+    other = torch.cat([first[:3], _prompt(ll, "something else entirely")])
+    _greedy(ll, [other], n=2)
+    assert other.shape[0] <= max(ll.cache_lengths()) <= other.shape[0] + 1
+
+
+def test_sampling_options(ll):
+    p = [_prompt(ll, "Once upon a time")]
+    a = _greedy(ll, p, n=8, temperature=1.0, seed=3)
+    b = _greedy(ll, p, n=8, temperature=1.0, seed=3)
+    assert a == b
+    seeds = {tuple(_greedy(ll, p, n=8, temperature=1.5, seed=s)[0]) for s in range(4)}
+    assert len(seeds) > 1
+    assert _greedy(ll, p, n=8, temperature=1.0, top_k=1, seed=5) == _greedy(ll, p, n=8)
+    rep = _greedy(ll, p, n=12, repetition_penalty=50.0)[0]
+    assert len(set(rep)) == len(rep)  # a huge penalty forbids any repeat
+
+
+def test_stream_closed_early_releases_its_slot(ll):
+    ll.reset_cache()
+    gen = ll.generate([_prompt(ll, "Count to ten")], GenerationOptions(max_new_tokens=50))
+    next(gen)
+    gen.close()
+    assert _greedy(ll, [_prompt(ll, "x")] * 4, n=2)  # all four slots free again
+
+
+def test_errors_name_the_source(tmp_path: Path):
+    from omnibind.llm.backends.llamacpp import LlamaCppBackend
+
+    with pytest.raises(ConfigError, match="no such GGUF"):
+        LlamaCppBackend(str(tmp_path / "missing.gguf"))
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 64)
+    with pytest.raises(ConfigError, match="bad.gguf"):
+        LlamaCppBackend(str(bad))
+    with pytest.raises(ConfigError, match="no .gguf"):
+        LlamaCppBackend(str(tmp_path))
+
+
+def test_model_on_llamacpp_and_gated_refused(tiny_config_dict: dict, tiny_gguf: Path):
+    import omnibind
+    from omnibind.config import ModelConfig
+    from omnibind.messages import Message
+    from omnibind.model import OmnibindModel
+
+    cfg = ModelConfig.from_dict({**tiny_config_dict, "llm": {"backend": "llamacpp", "source": str(tiny_gguf)}})
+    m = omnibind.api.Model(OmnibindModel(cfg), origin="t", trained=False)
+    reply = m.chat([Message.user("Hello")], max_new_tokens=4)
+    assert reply.completion_tokens <= 4 and reply.prompt_tokens > 0
+    scores = m.score([Message.user("Hello")], ["yes", "no"])
+    assert scores.shape == (2,) and np.isfinite(scores).all()
+    gated = ModelConfig.from_dict({**cfg.to_dict(), "injection": {"kind": "gated"}})
+    with pytest.raises(BackendUnsupportedError, match="gated"):
+        OmnibindModel(gated)
+
+
+def test_export_roundtrip_with_lora(tmp_path: Path, tiny_config_dict: dict):
+    """A LoRA-tuned tiny model exported to GGUF answers like the original on transformers."""
+    import omnibind
+    from omnibind.config import ModelConfig
+    from omnibind.llm.export_gguf import export_gguf
+    from omnibind.messages import Message
+    from omnibind.model import OmnibindModel
+
+    cfg = ModelConfig.from_dict({**tiny_config_dict, "llm": {**tiny_config_dict["llm"], "lora": {"r": 4}}})
+    src = omnibind.api.Model(OmnibindModel(cfg), origin="t", trained=False)
+    with torch.no_grad():  # LoRA B starts at zero: make the adapter matter
+        for n, p in src.core.llm.model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.5, generator=torch.Generator().manual_seed(len(n)))
+    src.save(tmp_path / "ckpt")
+    out = export_gguf(tmp_path / "ckpt", tmp_path / "exported", outtype="f32")
+    loaded = omnibind.load(out.folder)
+    assert loaded.config.llm.backend == "llamacpp" and loaded.core.llm.name == "llamacpp"
+    conv = [Message.user("Tell me something.")]
+    want = omnibind.load(tmp_path / "ckpt").chat(conv, max_new_tokens=8).text
+    assert loaded.chat(conv, max_new_tokens=8).text == want
+    q8 = export_gguf(tmp_path / "ckpt", tmp_path / "q8", outtype="q8_0")
+    assert q8.gguf_bytes < out.gguf_bytes
+    with pytest.raises(ConfigError, match="not empty"):
+        export_gguf(tmp_path / "ckpt", tmp_path / "q8")
