@@ -39,6 +39,7 @@ class CheckReport:
     """The result of ``check_dataset``: counts and every issue, in file order."""
 
     file: str
+    records: int = 0  # non-blank lines / list elements, parsed or not
     samples: int = 0
     media: int = 0
     issues: list[Issue] = field(default_factory=list)
@@ -59,6 +60,7 @@ class CheckReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "file": self.file,
+            "records": self.records,
             "samples": self.samples,
             "media": self.media,
             "errors": len(self.errors),
@@ -159,6 +161,7 @@ def check_dataset(
     media = MediaChecker(decode=decode)
     first_line: dict[str, int] = {}
     for rec in iter_records(path, image_folder=image_folder, fmt=fmt):
+        report.records += 1
         if progress is not None:
             progress(rec.line)
         if rec.error is not None:

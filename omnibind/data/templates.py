@@ -209,7 +209,8 @@ def label_qa(modality: str, label: str, others: list[str], rng: random.Random, *
             return choice_prompt(modality, a, b, rng), sentence(article(label))
 
         makers += [yes_no, choice]
-    return [rng.choice(makers)() if i else makers[0]() for i in range(n)]
+    later = makers[1:] or makers  # after the open question: yes/no or a choice when negatives exist
+    return [makers[0]() if i == 0 else rng.choice(later)() for i in range(n)]
 
 
 # --------------------------------------------------------------------------- text-only chat

@@ -97,6 +97,7 @@ class DatasetWriter:
         if split not in self.splits:
             return
         for s in samples:
+            s["id"] = f"{self.source}:{s['id']}"  # unique across sources when files are concatenated
             s.setdefault("source", self.source)
             s["split"] = split
             s["item"] = item
