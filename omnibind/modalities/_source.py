@@ -7,6 +7,8 @@ common failures (missing, empty, too big, unknown type) read the same for every 
 from __future__ import annotations
 
 import io
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,9 @@ from omnibind.errors import InputError, InputTooLargeError, UnsupportedFormatErr
 from omnibind.modalities.base import Limits
 
 # Spellings that mean the same format; loaders only list the canonical ones and these aliases.
+# What numpy's loader raises on corrupt npy/npz data (an npz is a zip of npy files, read lazily).
+_NUMPY_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError)
+
 _ALIASES = {"jpeg": "jpg", "jpe": "jpg", "tif": "tiff", "oga": "ogg"}
 
 
@@ -169,7 +174,7 @@ def load_numpy(src: Source, *, keys: tuple[str, ...] = ()) -> tuple[np.ndarray, 
     except ValueError as e:
         problem = "object arrays (pickles) are refused" if "pickle" in str(e).lower() else f"corrupt file: {e}"
         raise InputError(src.name, f"not a readable numpy file: {problem}", modality=src.modality) from None
-    except (OSError, EOFError) as e:
+    except _NUMPY_ERRORS as e:
         raise InputError(src.name, f"not a readable numpy file: {e}", modality=src.modality) from None
     if isinstance(loaded, np.ndarray):
         return loaded, None
@@ -182,7 +187,7 @@ def load_numpy(src: Source, *, keys: tuple[str, ...] = ()) -> tuple[np.ndarray, 
             raise InputError(src.name, f"npz needs an array named {want}; has {loaded.files}", modality=src.modality)
         try:
             return loaded[key], key
-        except (ValueError, OSError, EOFError) as e:  # a corrupt member only fails here
+        except (ValueError, *_NUMPY_ERRORS) as e:  # a corrupt member only fails here
             raise InputError(src.name, f"npz array {key!r} is unreadable: {e}", modality=src.modality) from None
 
 
@@ -195,7 +200,7 @@ def npz_scalar(src: Source, key: str) -> float | None:
             if key not in z.files:
                 return None
             return float(np.asarray(z[key]).reshape(-1)[0])
-    except (ValueError, OSError, EOFError, IndexError, TypeError) as e:
+    except (ValueError, IndexError, TypeError, *_NUMPY_ERRORS) as e:
         raise InputError(src.name, f"npz entry {key!r} is not a number: {e}", modality=src.modality) from None
 
 
@@ -206,7 +211,7 @@ def npz_array(src: Source, key: str) -> np.ndarray | None:
     try:
         with np.load(io.BytesIO(src.read()), allow_pickle=False) as z:
             return np.asarray(z[key]) if key in z.files else None
-    except (ValueError, OSError, EOFError) as e:
+    except (ValueError, *_NUMPY_ERRORS) as e:
         raise InputError(src.name, f"npz entry {key!r} is unreadable: {e}", modality=src.modality) from None
 
 

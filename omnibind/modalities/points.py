@@ -91,12 +91,16 @@ def _read_trimesh(src: Source, n: int, seed: int, limits: Limits) -> tuple[np.nd
             src.name, f"not a readable {src.ext} file: {type(e).__name__}: {e}{hint}", modality="points"
         ) from None
     geoms = obj.dump() if isinstance(obj, trimesh.Scene) else [obj]  # dump() applies scene transforms
-    meshes = [g for g in geoms if isinstance(g, trimesh.Trimesh) and len(g.faces) and g.area > 0]
+    meshes = [g for g in geoms if isinstance(g, trimesh.Trimesh) and len(g.faces)]
     verts = sum(len(getattr(g, "vertices", ())) for g in geoms)
     if verts > limits.max_points:
         raise InputTooLargeError(
             src.name, f"{verts} vertices exceeds the limit of {limits.max_points}", modality="points"
         )
+    for g in meshes:  # corrupt files can carry face indices past the vertex list
+        if g.faces.min() < 0 or g.faces.max() >= len(g.vertices):
+            raise InputError(src.name, "corrupt mesh: face indices point past the vertices", modality="points")
+    meshes = [g for g in meshes if g.area > 0]
     if meshes:
         return _sample_meshes(meshes, n, seed)
     clouds = [g for g in geoms if len(getattr(g, "vertices", ())) > 0]

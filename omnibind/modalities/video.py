@@ -90,7 +90,10 @@ def decode_frames(
                 raise InputError(name, "no video stream in the file", modality="video")
             stream = container.streams.video[0]
             has_audio = bool(container.streams.audio)
-            pixels = (stream.codec_context.width or 0) * (stream.codec_context.height or 0)
+            ctx = stream.codec_context
+            if ctx is None:  # FFmpeg has no decoder for the stream's codec tag
+                raise InputError(name, "unknown or unsupported video codec", modality="video")
+            pixels = (ctx.width or 0) * (ctx.height or 0)
             if pixels > limits.max_image_pixels:
                 raise InputTooLargeError(
                     name, f"{pixels} pixels per frame exceeds the limit of {limits.max_image_pixels}", modality="video"

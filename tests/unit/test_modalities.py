@@ -673,3 +673,25 @@ def test_import_is_light():
         " assert set(m.MODALITIES.names()) >= {'image','audio','video','depth','thermal','imu','points','text'}"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- the committed examples load, and damaged copies of them fail cleanly -----------------
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+_EXAMPLE_OPTIONS = {"thermal_person_ck.png": {"unit": "celsius", "scale": 0.01, "offset": -273.15}}
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.iterdir() if p.name != "README.md"))
+def test_examples_load_and_damaged_copies_raise_typed_errors(name: str):
+    path = EXAMPLES / name
+    modality = name.split("_")[0]
+    assert M.load(modality, path, options=_EXAMPLE_OPTIONS.get(name)) is not None
+    data = np.frombuffer(path.read_bytes(), np.uint8)
+    flipped = data.copy()
+    rng = np.random.default_rng(len(name))
+    where = rng.integers(0, len(data), max(1, len(data) // 100))
+    flipped[where] = rng.integers(0, 256, len(where), dtype=np.uint8)
+    for label, damaged in (("half", data[: len(data) // 2]), ("head", data[:40]), ("flipped", flipped)):
+        try:  # damage may leave a decodable file (e.g. a flipped pixel); anything else must be typed
+            M.load(modality, damaged.tobytes(), format=path.suffix[1:], name=f"{name}:{label}")
+        except InputError as e:
+            assert f"{name}:{label}" in str(e)
