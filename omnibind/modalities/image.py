@@ -59,8 +59,10 @@ def decode_image(data: bytes, name: str, limits: Limits) -> np.ndarray:
             im.load()
     except InputError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as e:
-        raise InputError(name, f"not a readable image ({e.__class__.__name__}: {e})", modality="image") from None
+    except Image.DecompressionBombError as e:  # Pillow's own ceiling, when max_image_pixels is set above it
+        raise InputTooLargeError(name, str(e), modality="image") from None
+    except UnidentifiedImageError as e:
+        raise InputError(name, f"not a readable image ({e})", modality="image") from None
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as e:
         raise InputError(name, f"corrupt or truncated image: {e}", modality="image") from None
     return pil_to_rgb(im, name, limits)

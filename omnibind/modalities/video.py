@@ -45,7 +45,7 @@ class VideoModality(Modality):
         if not is_file_source(source):
             raise InputError(label, f"cannot read video from {type(source).__name__}", modality="video")
         src = check_source(source, modality="video", limits=limits, format=format, name=name, allowed=FORMATS)
-        max_side = options.get("max_side", MAX_SIDE)
+        max_side = _max_side(options, label)
         frames, times, duration, has_audio = decode_frames(src.target, src.name, n, limits, max_side)
         audio = None
         if has_audio and options.get("audio", True):
@@ -72,6 +72,21 @@ def _num_frames(options: dict[str, Any], label: str) -> int:
     if not 1 <= n <= MAX_FRAMES:
         raise InputError(label, f"num_frames must be in 1..{MAX_FRAMES}, got {n}", modality="video")
     return n
+
+
+def _max_side(options: dict[str, Any], label: str) -> int | None:
+    side = options.get("max_side", MAX_SIDE)
+    if side is None:
+        return None
+    try:
+        side = int(side)
+    except (TypeError, ValueError):
+        side = 0
+    if side < 1:
+        raise InputError(
+            label, f"max_side must be a positive integer or None, got {options['max_side']!r}", modality="video"
+        )
+    return side
 
 
 def decode_frames(

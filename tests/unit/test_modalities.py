@@ -152,6 +152,22 @@ def test_image_limits_and_wrong_type(tmp_path: Path):
         M.load("image", {"not": "an image"})
 
 
+def test_image_bomb_refused_from_header(tmp_path: Path):
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0)  # 900 M pixels claimed by a 60-byte file
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    (tmp_path / "bomb.png").write_bytes(bomb)
+    with pytest.raises(InputTooLargeError, match="bomb.png.*900000000 pixels"):
+        M.load("image", tmp_path / "bomb.png")
+    with pytest.raises(InputTooLargeError, match="bomb.png"):  # above Pillow's own ceiling too
+        M.load("image", tmp_path / "bomb.png", limits=Limits(max_image_pixels=10**10))
+
+
 # --- audio -------------------------------------------------------------------------------
 def _tone(rate: int, seconds: float = 1.0, freq: float = 440.0) -> np.ndarray:
     return (0.3 * np.sin(2 * np.pi * freq * np.arange(int(rate * seconds)) / rate)).astype(np.float32)
