@@ -209,8 +209,8 @@ def load_train_config(path: str | Path, *, root: str | Path | None = None) -> Tr
             raise ConfigError(f"{path}: unknown pipeline keys {sorted(unknown)}")
         stages = []
         for i, item in enumerate(data["stages"] or []):
-            if isinstance(item, str):
-                sub = _resolve(base, item)
+            if isinstance(item, str):  # stage files sit beside the pipeline file (else under the root)
+                sub = str(path.parent / item) if (path.parent / item).is_file() else _resolve(base, item)
                 stages.append(_stage_from(_read_yaml(Path(sub)), base, f"{sub}"))
             elif isinstance(item, dict):
                 stages.append(_stage_from(item, base, f"{path}: stages[{i}]"))

@@ -185,6 +185,10 @@ def run_results(model_path: str | None, data: Path, *, limit: int | None = None,
     model = omnibind.load(model_path)
     res: dict[str, Any] = {"model": model_path or "embedded default", "data": str(data)}
     res["tuxpaint_what"] = tuxpaint_what(model, data, limit)
+    if model.config.experts.image_labels == 0:  # the image-labels expert switched on at inference only
+        model.config.experts.image_labels = 3
+        res["tuxpaint_what_with_labels_expert"] = tuxpaint_what(model, data, limit)
+        model.config.experts.image_labels = 0
     res["easyvqa_yesno"] = easyvqa_yesno(model, data, limit * 3 if limit else 300)
     res["zero_shot"] = {t: zero_shot(model, data, t, limit) for t in ZERO_SHOT}
     if cache:
@@ -214,6 +218,14 @@ def markdown(res: dict[str, Any]) -> str:
         "|---|---|---|---|---|",
         f'| Tux Paint "What is this?" names the object | {t["n"]} | {pct(t["accuracy"])} | '
         f"{pct(t['text_only_accuracy'])} | – |",
+        *(
+            [
+                f"| same, + image-labels expert at inference | {e['n']} | {pct(e['accuracy'])} | "
+                f"{pct(e['text_only_accuracy'])} | – |"
+            ]
+            if (e := res.get("tuxpaint_what_with_labels_expert"))
+            else []
+        ),
         f"| easy-vqa yes/no | {v['n']} | {pct(v['accuracy'])} | {pct(v['text_only_accuracy'])} | "
         f"{pct(v['majority'])} |",
         "",

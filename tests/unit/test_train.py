@@ -283,3 +283,22 @@ def test_two_gloo_processes_match_one(model_file, dataset, tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=2e-3, atol=2e-4)
     m = json.loads((tmp_path / "ddp" / "metrics.json").read_text())["metrics"]
     assert m["processes"] == 2
+
+
+def test_feature_store_encodes_once_and_serves_lookups(tiny_model, dataset, tmp_path):
+    from omnibind.modalities import load_part
+    from omnibind.train.data import load_samples
+    from omnibind.train.features import FeatureStore
+
+    core = tiny_model.core
+    samples = load_samples([dataset["train"]], text_only=False)
+    media = [m for s in samples for m in s.media]
+    first = FeatureStore(core, folder=tmp_path / "cache")
+    assert first.precompute(media, progress=False) == len(media) > 0
+    again = FeatureStore(core, folder=tmp_path / "cache")
+    assert again.precompute(media, progress=False) == 0  # read from disk, nothing re-encoded
+    img = next(m for m in media if m.modality == "image")
+    got = again.lookup(img)
+    want = core.encoders["image"].encode([load_part(img)])
+    torch.testing.assert_close(got.pooled, want.pooled[0])
+    assert again.hits == 1 and again.misses == 0
