@@ -165,7 +165,8 @@ def render_points(
     xyz: np.ndarray, rotation: np.ndarray, size: int = 224, splat: int = 2, margin: float = 0.8
 ) -> np.ndarray:
     """One orthographic depth view of unit-sphere points: (size, size, 3) uint8 grey, nearer = brighter."""
-    p = check_points(xyz) @ np.asarray(rotation, np.float32).T
+    # einsum, not ``@``: BLAS's threaded (N, 3) × (3, 3) product was 5× slower on a busy CPU
+    p = np.einsum("nj,ij->ni", check_points(xyz), np.asarray(rotation, np.float32))
     half = (size - 1) / 2
     u = np.round(half + p[:, 0] * margin * half).astype(np.int64)
     v = np.round(half - p[:, 1] * margin * half).astype(np.int64)  # image rows grow downward
