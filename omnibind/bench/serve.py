@@ -181,6 +181,7 @@ def soak_verdict(samples: list[tuple[float, float]], bound_mb: float) -> dict[st
     late = max(values[-q:])
     return {
         "rss_first_quarter_median_mb": base,
+        "rss_last_quarter_median_mb": sorted(values[-q:])[len(values[-q:]) // 2],
         "rss_last_quarter_max_mb": late,
         "growth_mb": round(late - base, 1),
         "bound_mb": bound_mb,
@@ -258,6 +259,7 @@ def _print(results: dict[str, Any]) -> None:
     if "soak_verdict" in results:
         v = results["soak_verdict"]
         typer.echo(
-            f"soak RSS: {v['rss_first_quarter_median_mb']:.0f} → {v['rss_last_quarter_max_mb']:.0f} MiB "
+            f"soak RSS: first-quarter median {v['rss_first_quarter_median_mb']:.0f} MiB → last-quarter median "
+            f"{v['rss_last_quarter_median_mb']:.0f}, max {v['rss_last_quarter_max_mb']:.0f} MiB "
             f"(growth {v['growth_mb']:+.1f} MiB, bound {v['bound_mb']:.0f}) {'OK' if v['ok'] else 'FAIL'}"
         )
