@@ -36,7 +36,7 @@ class Reply:
         return self.text
 
 
-class _TextDecoder:
+class TextDecoder:
     """Incremental detokenisation with stop strings: emits only text that can no longer change."""
 
     def __init__(self, detokenize: Any, stop: Sequence[str]):
@@ -82,7 +82,7 @@ class _TextDecoder:
 class TextStream:
     """Iterate for text deltas; ``reply`` holds the finished Reply; ``close()`` cancels decoding."""
 
-    def __init__(self, steps: Iterator[list[int | None]], decoder: _TextDecoder, prompt_tokens: int, max_new: int):
+    def __init__(self, steps: Iterator[list[int | None]], decoder: TextDecoder, prompt_tokens: int, max_new: int):
         self._steps = steps
         self._decoder = decoder
         self._prompt_tokens = prompt_tokens
@@ -133,6 +133,25 @@ class TextStream:
                 pass
 
 
+@dataclass
+class BatchSteps:
+    """A batched decode in progress: iterate for per-step token ids (None = that row finished).
+
+    ``prompt_tokens`` holds each prompt's length; ``detokenize`` turns ids into text (pair it with
+    ``TextDecoder`` for per-row stop strings); ``close()`` stops decoding and frees the work.
+    """
+
+    steps: Iterator[list[int | None]]
+    prompt_tokens: list[int]
+    detokenize: Any
+
+    def __iter__(self) -> Iterator[list[int | None]]:
+        return self.steps
+
+    def close(self) -> None:
+        _close(self.steps)
+
+
 class Model:
     """A loaded omnibind model. Thread-safe: one decode at a time (the server batches in front)."""
 
@@ -163,10 +182,23 @@ class Model:
             steps, lengths = self.core.generate_ids([conv], opts)
         return TextStream(
             _locked(steps, self._lock),
-            _TextDecoder(self.core.llm.detokenize, opts.stop),
+            TextDecoder(self.core.llm.detokenize, opts.stop),
             lengths[0],
             opts.max_new_tokens,
         )
+
+    def open_batch(self, conversations: Sequence[str | Message | list[Message]], **options: Any) -> BatchSteps:
+        """Start decoding several conversations together, one batched forward per step.
+
+        The model lock is held only while each step runs, so other calls (embeddings) interleave.
+        Stop strings in ``options`` are not applied here: decode each row with ``TextDecoder``.
+        """
+        opts = _options(options, self.core.template.stop)
+        opts.stop = []
+        convs = [as_conversation(c) for c in conversations]
+        with self._lock:
+            steps, lengths = self.core.generate_ids(convs, opts)
+        return BatchSteps(_locked(steps, self._lock), list(lengths), self.core.llm.detokenize)
 
     def generate(self, conversations: Sequence[str | Message | list[Message]], **options: Any) -> list[Reply]:
         """Decode several conversations together (one batched forward per step)."""
@@ -177,7 +209,7 @@ class Model:
         start = time.perf_counter()
         with self._lock:
             steps, lengths = self.core.generate_ids(convs, opts)
-            decoders = [_TextDecoder(self.core.llm.detokenize, opts.stop) for _ in convs]
+            decoders = [TextDecoder(self.core.llm.detokenize, opts.stop) for _ in convs]
             counts = [0] * len(convs)
             done = [False] * len(convs)
             for step in steps:
@@ -360,4 +392,4 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["Conversation", "Model", "Reply", "TextStream", "load", "presets"]
+__all__ = ["BatchSteps", "Conversation", "Model", "Reply", "TextDecoder", "TextStream", "load", "presets"]

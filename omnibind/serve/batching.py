@@ -298,7 +298,7 @@ class Batcher:
         self.stats.record_batch(len(batch), time.perf_counter() - start, 0)
 
     def _run_chat(self, batch: list[_Job]) -> None:
-        from omnibind.api import _TextDecoder
+        from omnibind.api import TextDecoder
 
         start = time.perf_counter()
         try:
@@ -310,7 +310,7 @@ class Batcher:
                 return
             batch[0].sink(("error", e))
             return
-        decoders = [_TextDecoder(detok, j.options.get("stop") or []) for j in batch]
+        decoders = [TextDecoder(detok, j.options.get("stop") or []) for j in batch]
         counts = [0] * len(batch)
         done = [False] * len(batch)
         tokens = 0
@@ -366,39 +366,20 @@ class Batcher:
 def _open_batch(model: Any, conversations: list[Any], jobs: list[_Job]) -> tuple[Iterator[Any], list[int], Any]:
     """Start one batched decode: (per-step token lists, prompt lengths, detokenize).
 
-    The public API has no batched *stream*, so this makes the same calls ``Model.generate``
-    makes: the core's batched ``generate_ids`` under the model's lock.
+    Rows share the sampling settings of the first job; each job's own stop strings and token
+    budget are applied by its decoder in the loop above.
     """
-    from omnibind.llm.backends.base import GenerationOptions
-
     first = jobs[0].options
-    opts = GenerationOptions(
+    batch = model.open_batch(
+        conversations,
         max_new_tokens=max(j.options["max_new_tokens"] for j in jobs),
         temperature=first.get("temperature", 0.0),
         top_p=first.get("top_p", 1.0),
         top_k=first.get("top_k", 0),
         repetition_penalty=first.get("repetition_penalty", 1.0),
-        stop=[],  # stop strings are per request, applied by each request's decoder
         seed=first.get("seed"),
-    ).validate()
-    lock = model._lock
-    with lock:
-        steps, lengths = model.core.generate_ids(conversations, opts)
-    return _locked(steps, lock), list(lengths), model.core.llm.detokenize
-
-
-def _locked(steps: Iterator[Any], lock: Any) -> Iterator[Any]:
-    """Hold the model lock only while a step runs, so embedding calls can slip in between steps."""
-    try:
-        while True:
-            with lock:
-                try:
-                    step = next(steps)
-                except StopIteration:
-                    return
-            yield step
-    finally:
-        _close(steps)
+    )
+    return iter(batch), batch.prompt_tokens, batch.detokenize
 
 
 def _close(it: Any) -> None:
