@@ -51,7 +51,7 @@ class ViaImageEncoder(Encoder):
         per_item = torch.split(out.pooled, [len(g) for g in groups])
         longest = max(len(t) for t in per_item)
         tokens = out.pooled.new_zeros((len(groups), longest, out.pooled.shape[1]))
-        mask = torch.zeros((len(groups), longest), dtype=torch.bool)
+        mask = torch.zeros((len(groups), longest), dtype=torch.bool, device=out.pooled.device)
         for i, t in enumerate(per_item):
             tokens[i, : len(t)] = t
             mask[i, : len(t)] = True

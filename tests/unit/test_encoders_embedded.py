@@ -44,7 +44,8 @@ class TinyImageEncoder(Encoder):
 
         self.seen.extend(it.pixels for it in items)
         thumbs = [np.asarray(Image.fromarray(it.pixels).resize((32, 32)), np.float32) / 255 for it in items]
-        fmap = self.conv(torch.from_numpy(np.stack(thumbs)).permute(0, 3, 1, 2))  # (B, 16, 8, 8)
+        x = torch.from_numpy(np.stack(thumbs)).permute(0, 3, 1, 2).to(self.conv.weight.device)
+        fmap = self.conv(x)  # (B, 16, 8, 8)
         return EncoderOutput(pooled=fmap.mean((2, 3)), tokens=fmap.flatten(2).transpose(1, 2))
 
 
