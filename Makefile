@@ -41,7 +41,7 @@ sysdeps:
 demo: install
 	$(OMNIBIND) chat "What is in this picture?" --image examples/image_cat.jpg --max-new-tokens 40
 	$(OMNIBIND) chat "What do you hear?" --audio examples/audio_speech.wav --max-new-tokens 40
-	$(OMNIBIND) chat "Describe these two inputs." --image examples/image_coffee.jpg --points examples/points_duck.ply --max-new-tokens 40
+	$(OMNIBIND) chat "Describe these two inputs." --image examples/image_coffee.jpg --points examples/points_spider.ply --max-new-tokens 40
 
 test: install-dev sysdeps
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
