@@ -77,17 +77,24 @@ class MiniLMSimilarity:
 
 # --------------------------------------------------------------------------- prompts and cleaning
 
+# Few-shot prompts: the 135M embedded model follows a worked example far better than an instruction.
 ANSWER_PROMPT = (
-    "Description: {caption}\n"
-    "Copy one short phrase (one to four words) from the description that names an object, colour, "
-    "number or action. Reply with the phrase only."
+    "Pick a short answer from the description.\n"
+    "Description: A red car parked on a street.\nAnswer: red\n"
+    "Description: Two dogs playing in the snow.\nAnswer: two dogs\n"
+    "Description: {caption}\nAnswer:"
 )
 QUESTION_PROMPT = (
-    'Description: {caption}\nWrite one short question about the description whose answer is "{answer}". '
-    "Reply with the question only."
+    "Write the question that the answer replies to.\n"
+    "Description: A red car parked on a street.\nAnswer: red\nQuestion: What colour is the car?\n"
+    "Description: Two dogs playing in the snow.\nAnswer: snow\nQuestion: Where are the dogs playing?\n"
+    "Description: {caption}\nAnswer: {answer}\nQuestion:"
 )
 REANSWER_PROMPT = (
-    "Description: {caption}\nAnswer the question in a few words, using the description.\nQuestion: {question}"
+    "Answer the question in a few words using the description.\n"
+    "Description: A red car parked on a street.\nQuestion: What colour is the car?\nAnswer: red\n"
+    "Description: Two dogs playing in the snow.\nQuestion: Where are the dogs playing?\nAnswer: in the snow\n"
+    "Description: {caption}\nQuestion: {question}\nAnswer:"
 )
 
 
@@ -105,6 +112,28 @@ def clean_question(text: str) -> str | None:
         return None
     q = q[: q.index("?") + 1].strip()
     return q if len(q.split()) >= 3 else None
+
+
+STOPWORDS = frozenset(
+    "what which who whom whose where when why how is are was were be been do does did the and with for from this "
+    "that these those there here its it's into onto about shown show shows image picture photo description".split()
+)
+
+
+def content_words(text: str) -> set[str]:
+    """Normalised words longer than two letters that are not question or stop words."""
+    return {w for w in normalize_answer(text).split() if len(w) > 2 and w not in STOPWORDS}
+
+
+def question_ok(question: str, answer: str, caption: str) -> bool:
+    """Sanity filters on top of the round trip (a 135M model often copies or drifts):
+    the question must not contain its own answer, and must mention something of the caption
+    other than the answer when the caption has anything else to mention."""
+    q, a = content_words(question), content_words(answer)
+    if a and a <= q:
+        return False
+    rest = content_words(caption) - a
+    return not rest or bool(q & rest)
 
 
 @dataclass
@@ -130,8 +159,9 @@ def round_trip(
     """Answer → question → answer again for each caption (three batched LLM calls in all).
 
     ``answers`` may give the answer per caption (e.g. a known label) instead of asking the LLM.
-    A pair is kept when ``similarity(answer, answer2) >= threshold`` and the picked answer really
-    occurs in the caption (a hallucinated answer cannot be grounded in the medium).
+    A pair is kept when ``similarity(answer, answer2) >= threshold``, the picked answer really
+    occurs in the caption (a hallucinated answer cannot be grounded in the medium) and
+    ``question_ok`` (the question neither gives its answer away nor drifts off the caption).
     """
     captions = list(captions)
     given = list(answers) if answers is not None else [None] * len(captions)
@@ -148,17 +178,23 @@ def round_trip(
         a2 = clean_reply(re_answers.get(i, ""))
         sim = similarity(first[i], a2) if i in re_answers and a2 else 0.0
         grounded = bool(first[i]) and normalize_answer(first[i]) in normalize_answer(cap)
-        out.append(GeneratedQA(cap, first[i], questions[i], a2, round(sim, 4), grounded and sim >= threshold))
+        sane = bool(questions[i]) and question_ok(questions[i] or "", first[i], cap)
+        kept = grounded and sane and sim >= threshold
+        out.append(GeneratedQA(cap, first[i], questions[i], a2, round(sim, 4), kept))
     return out
 
 
-def qa_samples(samples: list[dict[str, Any]], chat: ChatFn, **kwargs: Any) -> tuple[list[dict], list[GeneratedQA]]:
+def qa_samples(
+    samples: list[dict[str, Any]], chat: ChatFn, *, use_labels: bool = True, **kwargs: Any
+) -> tuple[list[dict], list[GeneratedQA]]:
     """New question–answer samples for caption samples (dicts of the JSONL format), round-trip filtered.
 
     Each kept pair becomes a sample with the same media, item, source and split as its caption
     sample (so generated data never crosses the held-out line), ``task`` ``"gen-qa"``.
     """
     with_caption = [s for s in samples if s.get("caption") and s.get("task", "caption") == "caption"]
+    if use_labels:  # a known label is a grounded answer; the LLM then only writes and re-answers the question
+        kwargs.setdefault("answers", [s.get("label") for s in with_caption])
     results = round_trip([s["caption"] for s in with_caption], chat, **kwargs)
     out = []
     for s, r in zip(with_caption, results):
