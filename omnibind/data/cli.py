@@ -65,6 +65,7 @@ def build(
     limit: int | None = typer.Option(None, help="Items per split (default: each source's own)."),
     seed: int = typer.Option(0, help="Seed for template choices (splits never depend on it)."),
     splits: str = typer.Option("train,val,test", help="Which split files to write."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="List every skipped item."),
 ) -> None:
     """Build training (and held-out) sets from packaged data: <out>/<source>.<split>.jsonl."""
     from omnibind.data.builders import BUILDERS, UNSET
@@ -82,8 +83,11 @@ def build(
             _fail(e)
         counts = ", ".join(f"{s}: {result.items[s]} items / {result.samples[s]} samples" for s in result.files)
         typer.echo(f"{name}: {counts}")
-        for line in result.skipped:
+        shown = result.skipped if verbose else result.skipped[:3]
+        for line in shown:
             typer.secho(f"  skipped {line}", fg=typer.colors.YELLOW)
+        if len(shown) < len(result.skipped):
+            typer.secho(f"  ... {len(result.skipped) - len(shown)} more skipped (--verbose lists all)", fg="yellow")
 
 
 @app.command()
