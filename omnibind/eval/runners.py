@@ -105,6 +105,7 @@ class OutputCache:
                 "CREATE TABLE IF NOT EXISTS outputs (key TEXT PRIMARY KEY, fingerprint TEXT, task TEXT, "
                 "sample TEXT, request TEXT, value TEXT, created REAL)"
             )
+            self._db.execute("CREATE INDEX IF NOT EXISTS outputs_request ON outputs (request)")
             self._db.commit()
 
     @staticmethod
@@ -112,21 +113,27 @@ class OutputCache:
         return _digest([fingerprint, task, sample, request])
 
     def get(self, key: str, request: str) -> Any | None:
-        """The cached value of ``key``; else of the same request in any task (identical inputs)."""
+        """The cached value of ``key``; else of the same request for another sample or task.
+
+        Identical requests (a text-only prompt shared by every sample) are answered once; the
+        answer is then also filed under each asking sample's key.
+        """
         with self._lock:
             if key in self._mem:
                 self.hits += 1
                 return self._mem[key]
-            if request in self._mem:
-                self.hits += 1
-                return self._mem[request]
-            if self._db is not None:
+            value = self._mem.get(request)
+            if value is None and self._db is not None:
                 row = self._db.execute("SELECT value FROM outputs WHERE key = ?", (key,)).fetchone()
-                if row is not None:
-                    self.hits += 1
-                    return json.loads(row[0])
-            self.misses += 1
-            return None
+                if row is None:
+                    row = self._db.execute("SELECT value FROM outputs WHERE request = ? LIMIT 1", (request,)).fetchone()
+                value = json.loads(row[0]) if row is not None else None
+            if value is None:
+                self.misses += 1
+                return None
+            self.hits += 1
+            self._mem[key] = self._mem[request] = value
+            return value
 
     def put(self, key: str, fingerprint: str, task: str, sample: str, request: str, value: Any) -> None:
         with self._lock:
@@ -217,7 +224,8 @@ class LocalModel(EvalModel):
         return [r.text for r in replies]
 
     def image_encoder(self) -> Any | None:
-        enc = self.model.core.encoders.get("image")
+        encoders = self.model.core.encoders
+        enc = encoders["image"] if "image" in encoders else None
         return enc if hasattr(enc, "top_labels") else None
 
 

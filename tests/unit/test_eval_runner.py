@@ -1,0 +1,194 @@
+"""The runner on the tiny random model: all three methods, baselines, the output cache, reports, re-scoring."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from omnibind.eval import report
+from omnibind.eval.datasets import DATASETS, Sample
+from omnibind.eval.runners import (
+    LocalModel,
+    OutputCache,
+    Runner,
+    build_messages,
+    class_prompts,
+    media_hash,
+)
+from omnibind.eval.tasks import TaskRegistry, parse_task
+from omnibind.messages import MediaPart, TextPart
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+
+
+def _colour_samples() -> list[Sample]:
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(6):
+        name = list(COLOURS)[i % 3]
+        img = np.clip(np.array(COLOURS[name]) + rng.integers(-20, 20, (24, 24, 3)), 0, 255).astype(np.uint8)
+        out.append(
+            Sample(f"c{i}", f"test-{i}", "test", [MediaPart("image", img, name=f"c{i}.png")], name, list(COLOURS))
+        )
+    return out
+
+
+if "test_colours" not in DATASETS:
+    DATASETS.register("test_colours")(_colour_samples)
+
+BASE = {"dataset": "test_colours", "metric": "classification", "baselines": ["chance", "text_only", "caption"]}
+TASKS = {
+    "colours_bind": {"method": "bind", "templates": ["a {} square.", "{a} image."], "prompt": "a square."},
+    "colours_rank": {"method": "rank", "prompt": "Which colour? Choose one of: {options}."},
+    "colours_generate": {
+        "method": "generate",
+        "prompt": "Which colour? Answer with one of: {options_or}.",
+        "extract": "class_name",
+        "max_new_tokens": 3,
+    },
+}
+
+
+class _CountingModel(LocalModel):
+    """The real tiny model, counting how often each method actually runs (to check the cache)."""
+
+    def __init__(self, model):
+        super().__init__(model)
+        self.calls = {"embed": 0, "score": 0, "generate": 0}
+
+    def embed(self, inputs):
+        self.calls["embed"] += 1
+        return super().embed(inputs)
+
+    def score(self, messages, candidates, normalize):
+        self.calls["score"] += 1
+        return super().score(messages, candidates, normalize)
+
+    def generate(self, conversations, max_new_tokens):
+        self.calls["generate"] += len(conversations)
+        return super().generate(conversations, max_new_tokens)
+
+
+class _FixedDescriber:
+    def describe(self, part: MediaPart) -> str:
+        return "Detected: square (0.90)"
+
+
+@pytest.fixture(scope="module")
+def tasks() -> TaskRegistry:
+    reg = TaskRegistry("eval task")
+    for name, body in TASKS.items():
+        reg.add(name, parse_task({"task": name, **BASE, **body}))
+    return reg
+
+
+def _runner(tiny_model, cache: OutputCache) -> Runner:
+    r = Runner(_CountingModel(tiny_model), cache=cache, seed=0, batch_size=4, progress=False)
+    r._describer = _FixedDescriber()  # the real describer loads EfficientNet weights: integration territory
+    return r
+
+
+def test_runner_methods_cache_and_reports(tiny_model, tasks: TaskRegistry, tmp_path: Path) -> None:
+    cache = OutputCache(tmp_path / "cache.sqlite")
+    runner = _runner(tiny_model, cache)
+    results = [runner.run(tasks.get(n)) for n in TASKS]
+    for res in results:
+        assert set(res.systems) == {"model", "chance", "text_only", "caption"}
+        for sysname, s in res.systems.items():
+            assert s.skipped is None, (res.task.name, sysname, s.skipped)
+            assert len(s.raw) == 6 and 0.0 <= s.metrics["accuracy"] <= 1.0
+            assert np.asarray(s.metrics["confusion"]).sum() == 6
+    gen = results[2].systems
+    assert len(set(map(str, gen["text_only"].raw))) == 1  # one prompt without media → one answer
+    calls = dict(runner.model.calls)
+    # text-only generation is one request shared by the 6 samples: 6 (model) + 1 (text) + 1 (caption)
+    assert calls["generate"] == 6 + 1 + 1
+    cache.close()
+
+    # a second run reads everything from the cache: not one model call
+    again = _runner(tiny_model, OutputCache(tmp_path / "cache.sqlite"))
+    results2 = [again.run(tasks.get(n)) for n in TASKS]
+    assert again.model.calls == {"embed": 0, "score": 0, "generate": 0}
+    for a, b in zip(results, results2):
+        assert a.systems["model"].raw == b.systems["model"].raw
+        assert a.systems["model"].metrics == b.systems["model"].metrics
+
+    paths = report.write_report(tmp_path / "out", results, {"model": runner.model.info(), "seed": 0, "seconds": 1.0})
+    body = json.loads(paths["json"].read_text())
+    assert set(body["tasks"]) == set(TASKS)
+    md = paths["markdown"].read_text()
+    assert "| colours_rank | rank | 6 | accuracy |" in md
+    assert paths["summary_png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "out" / "plots" / "confusion-colours_bind.png").is_file()
+    lines = (tmp_path / "out" / "samples" / "colours_generate.jsonl").read_text().splitlines()
+    rec = json.loads(lines[0])
+    assert set(rec["outputs"]) == {"model", "chance", "text_only", "caption"}
+    assert rec["media"][0]["modality"] == "image"
+
+    # re-scoring from the logs alone reproduces the metrics
+    before = body["tasks"]["colours_generate"]["systems"]["model"]["metrics"]
+    report.rescore(tmp_path / "out", registry=tasks)
+    after = json.loads(paths["json"].read_text())["tasks"]["colours_generate"]["systems"]["model"]["metrics"]
+    assert after == before
+
+
+def test_rescore_uses_current_extraction(tmp_path: Path, tasks: TaskRegistry) -> None:
+    """Edit a logged reply: re-scoring must re-extract the answer (no model needed)."""
+    task = tasks.get("colours_generate")
+    samples = _colour_samples()
+    from omnibind.eval.runners import SystemResult, TaskResult
+
+    raw = ["It is red."] * 6
+    sr = SystemResult(raw=raw, preds=["red"] * 6, metrics={})
+    res = TaskResult(task, samples, {"model": sr}, 0.0)
+    paths = report.write_report(tmp_path, [res], {"seed": 0}, plots=False)
+    log = tmp_path / "samples" / "colours_generate.jsonl"
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    for x in lines:
+        x["outputs"]["model"]["raw"] = f"Surely {x['target']}!"
+    log.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    report.rescore(tmp_path, registry=tasks)
+    m = json.loads(paths["json"].read_text())["tasks"]["colours_generate"]["systems"]["model"]["metrics"]
+    assert m["accuracy"] == 1.0
+
+
+def test_build_messages_layouts(tasks: TaskRegistry) -> None:
+    s = _colour_samples()[0]
+    t = tasks.get("colours_generate")
+    model = build_messages(t, s, "model")
+    assert isinstance(model[-1].content[0], MediaPart)
+    assert model[-1].content[1].text == "Which colour? Answer with one of: red, green or blue."
+    text = build_messages(t, s, "text_only")
+    assert [type(p) for p in text[-1].content] == [TextPart]
+    cap = build_messages(t, s, "caption", lambda p: "Detected: square")
+    assert cap[-1].content[0].text.startswith("(image: Detected: square)")
+    two = parse_task(
+        {
+            "task": "x",
+            "dataset": "test_colours",
+            "method": "generate",
+            "metric": "choice",
+            "extract": "position",
+            "prompt": "A: {media1} B: {media0} Which?",
+        }
+    )
+    s2 = Sample("p", "p", "t", [s.media[0], _colour_samples()[1].media[0]], "first", ["first", "second"])
+    parts = build_messages(two, s2, "model")[-1].content
+    assert parts[1] is s2.media[1] and parts[3] is s2.media[0]
+
+
+def test_media_hash_and_class_prompts(tmp_path: Path) -> None:
+    a = np.zeros((4, 4, 3), np.uint8)
+    b = a.copy()
+    b[0, 0, 0] = 1
+    assert media_hash(MediaPart("image", a)) != media_hash(MediaPart("image", b))
+    assert media_hash(MediaPart("image", a)) == media_hash(MediaPart("image", a.copy()))
+    f = tmp_path / "x.wav"
+    f.write_bytes(b"1")
+    h1 = media_hash(MediaPart("audio", str(f)))
+    f.write_bytes(b"22")
+    assert media_hash(MediaPart("audio", str(f))) != h1
+    assert class_prompts(["a photo of {a}.", "{}!"], "apple") == ["a photo of an apple.", "apple!"]
