@@ -272,7 +272,7 @@ def _unit_note(metric: str) -> str:
 def rescore(folder: str | Path, registry: Any = None) -> dict[str, Path]:
     """Recompute answers and metrics from ``samples/*.jsonl`` with the current task hooks; rewrite reports."""
     from omnibind.eval.datasets import Sample
-    from omnibind.eval.runners import extract
+    from omnibind.eval.runners import chance_metrics, extract
     from omnibind.eval.tasks import registry as default_registry
 
     out = Path(folder)
@@ -307,7 +307,10 @@ def rescore(folder: str | Path, registry: Any = None) -> dict[str, Path]:
                 continue
             raw = [x["outputs"].get(sysname, {}).get("raw") for x in lines]
             preds = [extract(task, s, r) for s, r in zip(samples, raw)]
-            srec["metrics"] = task.hook(task.metric)(preds, samples, task)
+            if sysname == "chance":
+                srec["metrics"] = chance_metrics(task, samples, int(body["meta"].get("seed") or 0))
+            else:
+                srec["metrics"] = task.hook(task.metric)(preds, samples, task)
             for x, p, s in zip(lines, preds, samples):
                 if sysname in x["outputs"]:
                     x["outputs"][sysname]["answer"] = p

@@ -521,7 +521,10 @@ class Runner:
             try:
                 res.raw = self._outputs(task, samples, system)
                 res.preds = [extract(task, s, r) for s, r in zip(samples, res.raw)]
-                res.metrics = task.hook(task.metric)(res.preds, samples, task)
+                if system == "chance":
+                    res.metrics = chance_metrics(task, samples, self.seed)
+                else:
+                    res.metrics = task.hook(task.metric)(res.preds, samples, task)
             except UnsupportedMethodError as e:
                 res.skipped = str(e)
             except OmnibindError:
@@ -668,9 +671,28 @@ def extract(task: Task, sample: Sample, raw: Any) -> Any:
     return task.hook(task.extract)(str(raw), sample, task)
 
 
-def chance_outputs(task: Task, samples: Sequence[Sample], seed: int) -> list[Any]:
+CHANCE_DRAWS = 200
+
+
+def chance_metrics(task: Task, samples: Sequence[Sample], seed: int, draws: int = CHANCE_DRAWS) -> dict[str, Any]:
+    """The chance baseline's metrics: the mean over ``draws`` random guessers (one draw is too noisy
+    on a small ``--limit``); non-numeric entries (confusion matrix) come from the first draw."""
+    hook = task.hook(task.metric)
+    runs = []
+    for d in range(draws):
+        raw = chance_outputs(task, samples, seed, draw=d)
+        runs.append(hook([extract(task, s, r) for s, r in zip(samples, raw)], samples, task))
+    out = dict(runs[0])
+    for k, v in runs[0].items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[k] = float(np.mean([r[k] for r in runs]))
+    out["chance_draws"] = draws
+    return out
+
+
+def chance_outputs(task: Task, samples: Sequence[Sample], seed: int, draw: int = 0) -> list[Any]:
     """A uniformly random option per sample (captions: a random other sample's reference), seeded by task."""
-    rng = np.random.default_rng([seed, zlib.crc32(task.name.encode())])
+    rng = np.random.default_rng([seed, zlib.crc32(task.name.encode()), draw])
     if task.metric == "caption":
         refs = [s.refs[0] for s in samples]
         out = []

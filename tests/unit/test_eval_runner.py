@@ -192,3 +192,32 @@ def test_media_hash_and_class_prompts(tmp_path: Path) -> None:
     f.write_bytes(b"22")
     assert media_hash(MediaPart("audio", str(f))) != h1
     assert class_prompts(["a photo of {a}.", "{}!"], "apple") == ["a photo of an apple.", "apple!"]
+
+
+def test_chance_is_averaged_over_draws(tiny_model, tasks: TaskRegistry) -> None:
+    from omnibind.eval.runners import chance_metrics
+
+    m = chance_metrics(tasks.get("colours_rank"), _colour_samples(), seed=0)
+    assert m["chance_draws"] > 50 and abs(m["accuracy"] - 1 / 3) < 0.05
+
+
+def test_endpoint_model_against_the_omnibind_server(tiny_model, tasks: TaskRegistry, tmp_path: Path) -> None:
+    """The OpenAI-client path end to end: generation and embeddings work, ranking is skipped with a note."""
+    from omnibind.eval.runners import EndpointModel
+    from omnibind.serve.http import BackgroundServer, create_app
+    from omnibind.serve.settings import ServeSettings
+
+    with BackgroundServer(create_app(tiny_model, ServeSettings(max_tokens_limit=16))) as srv:
+        ev = EndpointModel(srv.url + "/v1", api_key="unused", workers=2)
+        assert ev.fingerprint.startswith("endpoint-")
+        r = Runner(ev, cache=OutputCache(None), batch_size=3, progress=False, baselines=False)
+        gen = r.run(tasks.get("colours_generate"), limit=3)
+        assert gen.systems["model"].skipped is None and len(gen.systems["model"].raw) == 3
+        rank = r.run(tasks.get("colours_rank"), limit=3)
+        assert "log-likelihoods" in (rank.systems["model"].skipped or "")
+        bind = r.run(tasks.get("colours_bind"), limit=3)
+        assert bind.systems["model"].skipped is None
+        # the server's bind vectors equal the local model's
+        local = tiny_model.embed([_colour_samples()[0].media[0]])
+        remote = ev.embed([_colour_samples()[0].media[0]])
+        assert np.allclose(local, remote, atol=1e-4)
