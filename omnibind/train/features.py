@@ -49,6 +49,7 @@ class FeatureStore:
             keep_tokens = any(getattr(p, "uses_tokens", False) for p in core.projectors.values())
         self.keep_tokens = keep_tokens
         self._mem: dict[str, EncoderOutput] = {}
+        self._fingerprints: dict[str, str] = {}
         self.hits = 0
         self.misses = 0
 
@@ -58,7 +59,10 @@ class FeatureStore:
         return enc is not None and not enc.trainable
 
     def _shard(self, modality: str) -> str:
-        return f"{modality}-{self.core.encoders[modality].fingerprint()}"
+        # frozen encoders cannot change during a run: hash their weights once, not per lookup
+        if modality not in self._fingerprints:
+            self._fingerprints[modality] = f"{modality}-{self.core.encoders[modality].fingerprint()}"
+        return self._fingerprints[modality]
 
     # --- lookup (the model's FeatureLookup) ------------------------------------------------
     def lookup(self, part: MediaPart | TextPart) -> EncoderOutput | None:

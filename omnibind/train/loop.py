@@ -82,6 +82,11 @@ class LossModule(nn.Module):
         super().__init__()
         self.core = core
         self.task = task
+        # the LLM backend is not an nn.Module child of the core: register its network here so DDP
+        # averages LoRA / bias-norm gradients and FSDP finds (and wraps) the decoder layers
+        llm_model = getattr(core.llm, "model", None)
+        if isinstance(llm_model, nn.Module):
+            self.llm_model = llm_model
 
     def forward(self, batch: list[Any]) -> torch.Tensor:
         return self.task.loss(batch)
@@ -151,6 +156,17 @@ def run_training(
         if main:
             print(f"resuming {out} at step {start}")
     module = LossModule(core, task)
+    plugin = getattr(acc.state, "fsdp_plugin", None)
+    if plugin is not None:
+        from omnibind.errors import ConfigError
+
+        # checked on an H100: training steps run under FSDP2 (with the bind heads, whose 0-d temperature
+        # FSDP refuses, left out via plugin.ignored_modules), but saving sharded parameters and optimiser
+        # state (DTensors) needs a gather that is not written yet — fail now, not at the first checkpoint
+        raise ConfigError(
+            "FSDP: checkpoints of sharded parameters are not supported yet; use configs/accelerate/ddp-gpu.yaml "
+            "or configs/accelerate/deepspeed-zero2.yaml"
+        )
     module, opt = acc.prepare(module, opt)
     rank, world = acc.process_index, acc.num_processes
     t0 = time.perf_counter()
@@ -185,7 +201,7 @@ def run_training(
         row: dict[str, Any] = {"step": step + 1, "loss": mean_loss, "lr": sched.get_last_lr()[0]}
         done = step + 1
         if optim.eval_every and (done % optim.eval_every == 0 or done == optim.max_steps):
-            val = _validate(core, task, acc)
+            val = _validate(core, module, task, acc)
             if val is not None:
                 row["val_loss"] = val
                 if val < best_val:
@@ -224,8 +240,11 @@ def run_training(
     return TrainResult(out, best_dir if has_best else None, last_dir, final, optim.max_steps, history, metrics, seconds)
 
 
-def _validate(core: Any, task: Task, acc: Any) -> float | None:
-    """Mean validation loss over all validation batches (each process takes its share)."""
+def _validate(core: Any, module: nn.Module, task: Task, acc: Any) -> float | None:
+    """Mean validation loss over all validation batches (each process takes its share).
+
+    Through the wrapped ``module``, so FSDP gathers its sharded parameters as in training.
+    """
     batches = task.val_batches()
     if not batches:
         return None
@@ -238,7 +257,7 @@ def _validate(core: Any, task: Task, acc: Any) -> float | None:
             shard = b[rank::world]
             if not shard:
                 continue
-            total += task.loss(shard).detach() * len(shard)
+            total += module(shard).detach() * len(shard)
             count += len(shard)
     if world > 1:
         total, count = acc.reduce(total, "sum"), acc.reduce(count, "sum")

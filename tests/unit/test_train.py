@@ -251,9 +251,12 @@ def test_two_gloo_processes_match_one(model_file, dataset, tmp_path):
     import yaml
 
     root = Path(__file__).resolve().parents[2]
-    cfg = _cfg(model_file, dataset, tmp_path / "ddp", optim={"max_steps": 6, "eval_every": 3, "save_every": 0})
+    # LoRA too: its parameters live in the LLM backend, outside the core's own modules
+    recipe = {"train": ["projectors", "lora"], "lora": {"r": 2, "alpha": 4, "dropout": 0.0}}
+    opt = {"max_steps": 6, "eval_every": 3, "save_every": 0}
+    cfg = _cfg(model_file, dataset, tmp_path / "ddp", stage="instruct", recipe=recipe, optim=opt)
     (tmp_path / "ddp.yaml").write_text(yaml.safe_dump(cfg))
-    single = _run(_cfg(model_file, dataset, tmp_path / "one", optim={"max_steps": 6, "eval_every": 3, "save_every": 0}))
+    single = _run(_cfg(model_file, dataset, tmp_path / "one", stage="instruct", recipe=recipe, optim=opt))
     accelerate = Path(sys.executable).parent / "accelerate"
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     cmd = [
@@ -281,6 +284,7 @@ def test_two_gloo_processes_match_one(model_file, dataset, tmp_path):
     b = load_file(str(tmp_path / "ddp" / "last" / "model" / "weights.safetensors"))
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=2e-3, atol=2e-4)
+    assert any("lora_B" in k and a[k].abs().sum() > 0 for k in a)  # LoRA moved (starts at zero) and matched
     m = json.loads((tmp_path / "ddp" / "metrics.json").read_text())["metrics"]
     assert m["processes"] == 2
 
