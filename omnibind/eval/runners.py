@@ -580,7 +580,8 @@ class Runner:
             if system == "model":
                 query = media_hash(s.media[0])
             elif system == "caption":
-                query = "caption"
+                # the expert text is a function of the media: key on the media, describe only on a miss
+                query = ["caption", media_hash(s.media[0])]
             else:
                 query = task.prompt or "a photo"
             key, req, hit = self._cached(task, s, {**base_req, "query": query})

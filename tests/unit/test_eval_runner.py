@@ -73,8 +73,10 @@ class _CountingModel(LocalModel):
 
 
 class _FixedDescriber:
+    """A different, deterministic 'label' per input (so a cache mixing samples up would show)."""
+
     def describe(self, part: MediaPart) -> str:
-        return "Detected: square (0.90)"
+        return f"Detected: {media_hash(part)[:6]} square"
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +106,8 @@ def test_runner_methods_cache_and_reports(tiny_model, tasks: TaskRegistry, tmp_p
     gen = results[2].systems
     assert len(set(map(str, gen["text_only"].raw))) == 1  # one prompt without media → one answer
     calls = dict(runner.model.calls)
-    # text-only generation is one request shared by the 6 samples: 6 (model) + 1 (text) + 1 (caption)
-    assert calls["generate"] == 6 + 1 + 1
+    # text-only generation is one request shared by the 6 samples: 6 (model) + 1 (text) + 6 (caption)
+    assert calls["generate"] == 6 + 1 + 6
     cache.close()
 
     # a second run reads everything from the cache: not one model call
@@ -113,8 +115,9 @@ def test_runner_methods_cache_and_reports(tiny_model, tasks: TaskRegistry, tmp_p
     results2 = [again.run(tasks.get(n)) for n in TASKS]
     assert again.model.calls == {"embed": 0, "score": 0, "generate": 0}
     for a, b in zip(results, results2):
-        assert a.systems["model"].raw == b.systems["model"].raw
-        assert a.systems["model"].metrics == b.systems["model"].metrics
+        for sysname in a.systems:
+            assert a.systems[sysname].raw == b.systems[sysname].raw, (a.task.name, sysname)
+            assert a.systems[sysname].metrics == b.systems[sysname].metrics
 
     paths = report.write_report(tmp_path / "out", results, {"model": runner.model.info(), "seed": 0, "seconds": 1.0})
     body = json.loads(paths["json"].read_text())
