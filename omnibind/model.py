@@ -468,7 +468,8 @@ def _match_embedding_scale(proj: Projector, bind_dim: int, llm: LLMBackend) -> N
     if not hasattr(llm, "model"):
         return
     try:
-        target = float(llm.embed_tokens(list(range(1000))).std())
+        with torch.no_grad():
+            target = float(llm.embed_tokens(list(range(1000))).std())
     except (IndexError, RuntimeError):  # a toy vocabulary smaller than the sample
         return
     last = [m for m in proj.modules() if isinstance(m, nn.Linear)][-1]
