@@ -69,6 +69,7 @@ class LLMConfig:
     template: str = "chatml"
     dtype: str = "float32"
     lora: LoRAConfig | None = None
+    lora_media_only: bool = False  # adapters act only on conversations that carry media
     train_bias_norm: bool = False
     system_prompt: str | None = None
 

@@ -8,6 +8,7 @@ generation and candidate scoring alike.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -309,7 +310,8 @@ class OmnibindModel(nn.Module):
         where[:, :-1] = targets != IGNORE_INDEX
         if not where.any():
             raise ValueError("batch has no assistant tokens to train on")
-        logits = self.llm.forward_logits(embeds, mask, injection, positions=where)
+        with self._adapters_on(self._adapter_rows(conversations)):
+            logits = self.llm.forward_logits(embeds, mask, injection, positions=where)
         return nn.functional.cross_entropy(logits.float(), targets[targets != IGNORE_INDEX])
 
     # --- generation ----------------------------------------------------------------------
@@ -321,7 +323,40 @@ class OmnibindModel(nn.Module):
             built = [self.build_inputs(self.prepare(c), add_generation_prompt=True) for c in conversations]
         injection = _stack_injections([b[1] for b in built])
         seqs = [b[0].embeds for b in built]
-        return self.llm.generate(seqs, options, injection), [b[0].embeds.shape[0] for b in built]
+        rows = self._adapter_rows([c for c in conversations])
+        steps = self.llm.generate(seqs, options, injection)
+        return _with_context(steps, lambda: self._adapters_on(rows)), [b[0].embeds.shape[0] for b in built]
+
+    def _adapter_rows(self, conversations: Sequence[Conversation]) -> list[bool] | None:
+        """Which rows the LoRA adapters act on, when ``llm.lora_media_only`` is set (else None = all).
+
+        Keeping pure-text conversations on the untouched base LLM preserves its language ability,
+        the way ImageBind-LLM's zero-gated injection leaves text-only prompts to the base model.
+        """
+        if self.config.llm.lora is None or not self.config.llm.lora_media_only:
+            return None
+        return [any(not isinstance(p, TextPart) for m in c for p in m.content) for c in conversations]
+
+    @contextlib.contextmanager
+    def _adapters_on(self, rows: list[bool] | None) -> Iterator[None]:
+        """Scale each LoRA branch's output per batch row (1 = adapted, 0 = base model)."""
+        if rows is None or all(rows):
+            yield
+            return
+        handles = []
+        for name, module in _llm_named_modules(self.llm):
+            if name.endswith("lora_B.default"):
+
+                def hook(_m: nn.Module, _i: Any, out: torch.Tensor) -> torch.Tensor:
+                    mask = torch.tensor(rows, dtype=out.dtype, device=out.device)
+                    return out * mask.view(-1, *([1] * (out.dim() - 1)))
+
+                handles.append(module.register_forward_hook(hook))
+        try:
+            yield
+        finally:
+            for h in handles:
+                h.remove()
 
     # --- candidate scoring ---------------------------------------------------------------
     @torch.inference_mode()
@@ -350,7 +385,8 @@ class OmnibindModel(nn.Module):
         valid = tgt != IGNORE_INDEX
         where = torch.zeros_like(labels, dtype=torch.bool)
         where[:, :-1] = valid
-        logp = self.llm.forward_logits(embeds, mask, injection, positions=where).float().log_softmax(-1)
+        with self._adapters_on(self._adapter_rows([conversation] * len(candidates))):
+            logp = self.llm.forward_logits(embeds, mask, injection, positions=where).float().log_softmax(-1)
         picked = logp.gather(-1, tgt[valid][:, None])[:, 0]
         row = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(tgt)[valid]
         total = torch.zeros(labels.shape[0], device=picked.device).index_add(0, row, picked)
@@ -480,6 +516,29 @@ def _match_embedding_scale(proj: Projector, bind_dim: int, llm: LLMBackend) -> N
             last.weight.mul_(target / now)
             if last.bias is not None:
                 last.bias.mul_(target / now)
+
+
+def _with_context(steps: Iterator[Any], make_context: Callable[[], Any]) -> Iterator[Any]:
+    """Run a lazy decode with a context (adapter row masks) active during each step only, so
+    streams interleaving step by step under the model lock never see each other's hooks."""
+    it = iter(steps)
+    try:
+        while True:
+            with make_context():
+                try:
+                    step = next(it)
+                except StopIteration:
+                    return
+            yield step
+    finally:
+        close = getattr(it, "close", None)
+        if close is not None:
+            close()
+
+
+def _llm_named_modules(backend: LLMBackend) -> list[tuple[str, nn.Module]]:
+    model = getattr(backend, "model", None)
+    return list(model.named_modules()) if isinstance(model, nn.Module) else []
 
 
 def _llm_named_parameters(backend: LLMBackend) -> list[tuple[str, nn.Parameter]]:

@@ -249,3 +249,25 @@ def test_retrieval_cache_pulls_toward_images(tmp_path: Path):
     cache.save(tmp_path / "c")
     again = RetrievalCache.load(tmp_path / "c")
     assert len(again) == 20 and again.keys[3] == "i3"
+
+
+def test_lora_media_only_keeps_text_chat_on_the_base_model(tiny_config_dict: dict, files):
+    d = json.loads(json.dumps(tiny_config_dict))
+    d["llm"]["lora"] = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+    d["llm"]["lora_media_only"] = True
+    core = OmnibindModel(ModelConfig.from_dict(d))
+    with torch.no_grad():
+        for n, p in core.llm.model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.5)  # a trained-looking adapter
+    text = [Message.user("Hello there")]
+    media = [Message.user(Image(str(files["image_a"])), "Hello there")]
+
+    def last_logits(conv):
+        return core.score(conv, ["Hi"])
+
+    adapted_text, adapted_media = last_logits(text), last_logits(media)
+    with core.llm.model.disable_adapter():
+        base_text, base_media = last_logits(text), last_logits(media)
+    assert torch.allclose(adapted_text, base_text)  # text-only: untouched base model
+    assert not torch.allclose(adapted_media, base_media)  # with media: the adapter acts
