@@ -91,17 +91,82 @@ def resolve_gguf(source: str) -> Path:
 
 
 def read_token_embeddings(path: Path) -> tuple[np.ndarray, str]:
-    """The GGUF's ``token_embd`` table dequantised to float32 (V, H), and the architecture name."""
+    """The GGUF's ``token_embd`` table dequantised to float32 (V, H), and the architecture name.
+
+    The header is walked directly (``gguf.GGUFReader`` parses every vocabulary string into numpy
+    views, ~5 s for a 49k vocabulary); the tensor is then dequantised by the ``gguf`` package,
+    exactly as llama.cpp's ``get_rows`` does."""
     import gguf
 
-    reader = gguf.GGUFReader(str(path))
-    arch_field = reader.fields.get("general.architecture")
-    arch = arch_field.contents() if arch_field is not None else ""
-    for t in reader.tensors:
-        if t.name == "token_embd.weight":
-            table = gguf.quants.dequantize(t.data, t.tensor_type)
-            return np.ascontiguousarray(table.reshape(-1, table.shape[-1]), dtype=np.float32), str(arch)
-    raise ConfigError(f"{path}: GGUF has no token_embd.weight tensor")
+    arch, tensors, data_start = _walk_gguf_header(path)
+    if "token_embd.weight" not in tensors:
+        raise ConfigError(f"{path}: GGUF has no token_embd.weight tensor")
+    qtype, dims, offset = tensors["token_embd.weight"]
+    qtype = gguf.GGMLQuantizationType(qtype)
+    block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+    rows, cols = int(np.prod(dims[1:])), int(dims[0])  # GGUF lists the fastest-varying dimension first
+    row_bytes = cols // block * type_size
+    raw = np.memmap(path, dtype=np.uint8, mode="r", offset=data_start + offset, shape=(rows, row_bytes))
+    table = gguf.quants.dequantize(np.asarray(raw), qtype)
+    return np.require(table.reshape(rows, cols), dtype=np.float32, requirements=["C", "W"]), arch
+
+
+_SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # GGUF value type → bytes
+
+
+def _walk_gguf_header(path: Path) -> tuple[str, dict[str, tuple[int, list[int], int]], int]:
+    """(architecture, {tensor: (ggml type, dims, offset in data)}, data section start) of a GGUF v2/v3."""
+    import struct
+
+    with open(path, "rb") as f:
+        buf = f.read(min(path.stat().st_size, 64 << 20))  # metadata of any sane GGUF fits well within this
+    try:
+        if buf[:4] != b"GGUF":
+            raise ValueError("not a GGUF file (bad magic)")
+        _, n_tensors, n_kv = struct.unpack_from("<IQQ", buf, 4)
+        pos = 24
+        arch, alignment = "", 32
+
+        def string(at: int) -> tuple[str, int]:
+            (n,) = struct.unpack_from("<Q", buf, at)
+            return buf[at + 8 : at + 8 + n].decode("utf-8", errors="replace"), at + 8 + n
+
+        def skip(vtype: int, at: int) -> int:
+            if vtype == 8:
+                (n,) = struct.unpack_from("<Q", buf, at)
+                return at + 8 + n
+            if vtype == 9:
+                itype, count = struct.unpack_from("<IQ", buf, at)
+                at += 12
+                if itype in _SCALAR_SIZES:
+                    return at + count * _SCALAR_SIZES[itype]
+                for _ in range(count):
+                    at = skip(itype, at)
+                return at
+            return at + _SCALAR_SIZES[vtype]
+
+        for _ in range(n_kv):
+            key, pos = string(pos)
+            (vtype,) = struct.unpack_from("<I", buf, pos)
+            pos += 4
+            if key == "general.architecture" and vtype == 8:
+                arch, pos = string(pos)
+            elif key == "general.alignment" and vtype == 4:
+                (alignment,) = struct.unpack_from("<I", buf, pos)
+                pos += 4
+            else:
+                pos = skip(vtype, pos)
+        tensors = {}
+        for _ in range(n_tensors):
+            name, pos = string(pos)
+            (nd,) = struct.unpack_from("<I", buf, pos)
+            dims = list(struct.unpack_from(f"<{nd}Q", buf, pos + 4))
+            qtype, offset = struct.unpack_from("<IQ", buf, pos + 4 + 8 * nd)
+            pos += 4 + 8 * nd + 12
+            tensors[name] = (qtype, dims, offset)
+    except (struct.error, KeyError, ValueError) as e:
+        raise ConfigError(f"{path}: unreadable GGUF header ({e})") from None
+    return arch, tensors, (pos + alignment - 1) // alignment * alignment
 
 
 def tokenize_vocab_only(path: Path, text: str) -> list[int] | None:
@@ -131,6 +196,7 @@ class _Slot:
     held: torch.Tensor | None = None
     busy: bool = False
     last_used: int = 0
+    adapted: bool = False  # the cache was computed with the LoRA adapter on
 
     @property
     def length(self) -> int:
@@ -210,6 +276,9 @@ class LlamaCppBackend(LLMBackend):
         self.n_batch = int(n_batch)
         self.n_ctx_requested = int(n_ctx)
         self._ctx = None
+        self._adapter = None  # llama.cpp LoRA adapter (see load_peft_lora)
+        self._adapter_media_only = False
+        self._adapter_active: bool | None = None
         self._make_context(n_seq_max)
         self._clock = 0
 
@@ -250,6 +319,7 @@ class LlamaCppBackend(LLMBackend):
         if not ctx:
             raise ConfigError(f"{self.gguf_path}: llama.cpp could not create a context (n_ctx={p.n_ctx})")
         self._ctx = ctx
+        self._adapter_active = None
         self._mem = lib.llama_get_memory(ctx)
         self.n_ctx = int(lib.llama_n_ctx(ctx))
         self._slots = [_Slot(i) for i in range(n_seq_max)]
@@ -262,6 +332,9 @@ class LlamaCppBackend(LLMBackend):
         if getattr(self, "_ctx", None):
             lib.llama_free(self._ctx)
             self._ctx = None
+        if getattr(self, "_adapter", None):
+            lib.llama_adapter_lora_free(self._adapter)
+            self._adapter = None
         if getattr(self, "_model", None):
             lib.llama_model_free(self._model)
             self._model = None
@@ -334,9 +407,17 @@ class LlamaCppBackend(LLMBackend):
         return out
 
     def _feed_embeddings(self, jobs: list[tuple[_Slot, torch.Tensor]]) -> dict[int, np.ndarray]:
-        """Evaluate each slot's new embeddings after what it holds, chunked by ``n_batch``.
+        """Evaluate each slot's new embeddings after what it holds, chunked by ``n_batch``; one group
+        of decodes per adapter setting. Returns the logits after each slot's last new row, by seq id."""
+        logits: dict[int, np.ndarray] = {}
+        for flag in (False, True):
+            group = [(s, e) for s, e in jobs if s.adapted == flag]
+            if group:
+                self._use_adapter(flag)
+                logits.update(self._feed_group(group))
+        return logits
 
-        Returns the logits after each slot's last new row, keyed by seq id."""
+    def _feed_group(self, jobs: list[tuple[_Slot, torch.Tensor]]) -> dict[int, np.ndarray]:
         rows_e, rows_pos, rows_seq, rows_last = [], [], [], []
         for slot, new in jobs:
             n = int(new.shape[0])
@@ -360,11 +441,13 @@ class LlamaCppBackend(LLMBackend):
         return logits
 
     # --- slots and KV reuse --------------------------------------------------------------------
-    def _claim(self, prompts: list[torch.Tensor]) -> list[tuple[_Slot, int]]:
+    def _claim(self, prompts: list[torch.Tensor], adapted: list[bool] | None = None) -> list[tuple[_Slot, int]]:
         """Give each prompt a free slot, preferring the one whose cached prefix it extends the most.
 
         Returns (slot, rows kept from the cache) per prompt; the cache beyond those rows is dropped.
+        A cache computed with the LoRA adapter on is only reused by prompts that want it on, and back.
         """
+        adapted = adapted or self.wants_adapter(prompts)
         free = [s for s in self._slots if not s.busy]
         if len(free) < len(prompts):
             busy = len(self._slots) - len(free)
@@ -378,7 +461,7 @@ class LlamaCppBackend(LLMBackend):
                 )
         scores = sorted(
             (
-                (_common_prefix(s.held, p), -s.last_used, si, pi)
+                (_common_prefix(s.held, p) if s.adapted == adapted[pi] else 0, -s.last_used, si, pi)
                 for si, s in enumerate(free)
                 for pi, p in enumerate(prompts)
             ),
@@ -396,6 +479,7 @@ class LlamaCppBackend(LLMBackend):
             slot, common = chosen[pi]
             keep = min(common, int(p.shape[0]) - 1)  # at least one row is evaluated, to get logits
             self._truncate(slot, keep)
+            slot.adapted = adapted[pi]
             slot.busy = True
             self._clock += 1
             slot.last_used = self._clock
@@ -435,6 +519,83 @@ class LlamaCppBackend(LLMBackend):
     def cache_lengths(self) -> list[int]:
         """How many rows each sequence slot holds in the KV cache (for tests and the bench)."""
         return [s.length for s in self._slots]
+
+    # --- LoRA adapters -------------------------------------------------------------------------
+    def load_peft_lora(
+        self, state: dict[str, torch.Tensor], *, alpha: float, media_only: bool = False, cache_dir: Path | None = None
+    ) -> Path:
+        """Run peft LoRA weights (names as in omnibind checkpoints) as a llama.cpp adapter.
+
+        The adapter is written once as a GGUF (keyed by a hash of the weights) and applied by
+        llama.cpp at compute time, so the base GGUF stays unmerged. ``media_only`` mirrors
+        ``llm.lora_media_only``: the adapter acts only on sequences that carry soft tokens, i.e.
+        whose prompt has a row that is not a word embedding. Returns the adapter file.
+        """
+        import hashlib
+
+        from omnibind.llm.export_gguf import write_lora_adapter_gguf
+
+        h = hashlib.sha256(f"{self.gguf_path.name}:{alpha}".encode())
+        for k in sorted(state):
+            h.update(k.encode())
+            h.update(state[k].detach().cpu().float().numpy().tobytes())
+        if cache_dir is None:
+            from omnibind.llm.embedded import cache_root
+
+            cache_dir = cache_root() / "llamacpp-lora"
+        path = Path(cache_dir) / f"lora-{h.hexdigest()[:16]}.gguf"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            heads = self._meta_int("attention.head_count")
+            kv_heads = self._meta_int("attention.head_count_kv") or heads
+            write_lora_adapter_gguf(state, tmp, n_head=heads, n_head_kv=kv_heads, alpha=alpha, arch=self.architecture)
+            os.replace(tmp, path)
+        with self._lock:
+            adapter = self.lib.llama_adapter_lora_init(self._model, str(path).encode())
+            if not adapter:
+                raise ConfigError(f"{path}: llama.cpp rejected the LoRA adapter built from the checkpoint")
+            if self._adapter is not None:
+                self.lib.llama_adapter_lora_free(self._adapter)
+            self._adapter = adapter
+            self._adapter_media_only = media_only
+            self._adapter_active = None
+            for s in self._slots:  # caches were computed without this adapter
+                if not s.busy:
+                    self._truncate(s, 0)
+        return path
+
+    def _meta_int(self, key: str) -> int:
+        buf = ctypes.create_string_buffer(64)
+        n = self.lib.llama_model_meta_val_str(self._model, f"{self.architecture}.{key}".encode(), buf, 64)
+        return int(buf.value.decode()) if n > 0 else 0
+
+    def wants_adapter(self, prompts: list[torch.Tensor]) -> list[bool]:
+        """Whether the LoRA adapter acts on each prompt (all, none, or those with soft tokens)."""
+        if self._adapter is None:
+            return [False] * len(prompts)
+        if not self._adapter_media_only:
+            return [True] * len(prompts)
+        if getattr(self, "_row_hashes", None) is None:
+            self._row_hashes = {hash(r.tobytes()) for r in self._table.numpy()}
+        return [
+            any(hash(r.tobytes()) not in self._row_hashes for r in p.detach().to(torch.float32).cpu().numpy())
+            for p in prompts
+        ]
+
+    def _use_adapter(self, on: bool) -> None:
+        """Switch the context's adapter (llama.cpp rebuilds its graph only when this changes)."""
+        if self._adapter is None or self._adapter_active == on:
+            return
+        if on:
+            arr = (self.lib.llama_adapter_lora_p_ctypes * 1)(self._adapter)
+            scales = (ctypes.c_float * 1)(1.0)
+            rc = self.lib.llama_set_adapters_lora(self._ctx, arr, 1, scales)
+        else:
+            rc = self.lib.llama_set_adapters_lora(self._ctx, None, 0, None)
+        if rc != 0:
+            raise ConfigError(f"llama.cpp could not {'apply' if on else 'remove'} the LoRA adapter (code {rc})")
+        self._adapter_active = on
 
     # --- generation --------------------------------------------------------------------------
     def generate(
@@ -530,7 +691,14 @@ class LlamaCppBackend(LLMBackend):
         toks = np.asarray(tokens, dtype=np.int32)
         pos = np.asarray([slots[b].length for b in live], dtype=np.int32)
         seq = np.asarray([slots[b].seq_id for b in live], dtype=np.int32)
-        got = self._decode(tokens=toks, pos=pos, seq=seq, want=np.ones(len(live), dtype=bool))
+        got: dict[int, np.ndarray] = {}
+        for flag in (False, True):
+            idx = [j for j, b in enumerate(live) if slots[b].adapted == flag]
+            if not idx:
+                continue
+            self._use_adapter(flag)
+            part = self._decode(tokens=toks[idx], pos=pos[idx], seq=seq[idx], want=np.ones(len(idx), dtype=bool))
+            got.update({idx[k]: v for k, v in part.items()})
         rows = self.embed_tokens(tokens)
         for j, b in enumerate(live):
             s = slots[b]
@@ -569,8 +737,10 @@ class LlamaCppBackend(LLMBackend):
     def _row_logits(self, row: torch.Tensor, want: np.ndarray) -> torch.Tensor:
         """(n, V) logits at the rows flagged in ``want`` for one sequence of embeddings."""
         first = int(np.argmax(want)) if want.any() else len(want) - 1
-        ((slot, keep),) = self._claim([row[: first + 1]])  # reuse only up to the first wanted row
+        # reuse the cache only up to the first wanted row; the adapter choice looks at the whole row
+        ((slot, keep),) = self._claim([row[: first + 1]], self.wants_adapter([row]))
         try:
+            self._use_adapter(slot.adapted)
             self._make_room(int(row.shape[0]) - keep, [slot])
             new = row[keep:]
             flags = want[keep:]
@@ -610,3 +780,49 @@ def _common_prefix(held: torch.Tensor | None, prompt: torch.Tensor) -> int:
     if bool(same.all()):
         return n
     return int(torch.argmin(same.to(torch.int8)))
+
+
+def load_model(name_or_path: str | Path | None = None, *, device: str = "cpu") -> Any:
+    """``omnibind.load(..., backend="llamacpp")`` for checkpoints with LoRA adapters as well.
+
+    The LoRA weights of a checkpoint become a llama.cpp adapter over the unmerged base GGUF
+    (honouring ``llm.lora_media_only``); everything else loads as usual. Checkpoints without
+    LoRA, presets and config files go straight to ``omnibind.load``.
+    """
+    import omnibind
+    from omnibind.api import DEFAULT_MODEL_DIR, Model
+    from omnibind.checkpoint import CONFIG_FILE, WEIGHTS_FILE, llm_fingerprint, read_manifest, sha256_file
+    from omnibind.config import ModelConfig
+    from omnibind.errors import CheckpointError
+    from omnibind.model import OmnibindModel
+
+    folder = DEFAULT_MODEL_DIR if name_or_path is None else Path(name_or_path).expanduser()
+    if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
+        return omnibind.load(name_or_path, backend="llamacpp", device=device)
+    config = ModelConfig.load(folder / CONFIG_FILE)
+    lora = config.llm.lora
+    if lora is None:
+        return omnibind.load(name_or_path, backend="llamacpp", device=device)
+    manifest = read_manifest(folder)
+    wpath = folder / WEIGHTS_FILE
+    if sha256_file(wpath) != manifest.get("weights_sha256"):
+        raise CheckpointError(f"{wpath}: hash does not match the manifest (corrupt or replaced file)")
+    want = manifest.get("base_llm", {}).get("fingerprint")
+    have = llm_fingerprint(config.llm.source)
+    if want not in (None, "unknown") and have != "unknown" and want != have:
+        raise CheckpointError(f"{folder}: trained on base LLM {want}, but {config.llm.source} is {have}")
+    from safetensors.torch import load_file
+
+    state = load_file(str(wpath))
+    config.llm.backend = "llamacpp"
+    config.llm.lora = None  # the model must not wrap llama.cpp with peft: the adapter goes to llama.cpp
+    core = OmnibindModel(config, device=device)
+    config.llm.lora = lora
+    core.load_trainable_state_dict({k: v for k, v in state.items() if not k.startswith("llm.")})
+    core.llm.load_peft_lora(
+        {k: v for k, v in state.items() if k.startswith("llm.")},
+        alpha=float(lora.alpha),
+        media_only=bool(getattr(config.llm, "lora_media_only", False)),
+    )
+    origin = "embedded default" if name_or_path is None else str(name_or_path)
+    return Model(core, origin=origin, trained=True)
