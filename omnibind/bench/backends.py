@@ -64,12 +64,14 @@ def _load_pair(model: str | None) -> tuple[Any, Any, dict[str, float]]:
     """Both models; LLM-only load times measured after the imports (second construction of each)."""
     import omnibind
     from omnibind.llm.backends.base import LLM_BACKENDS
+    from omnibind.llm.backends.llamacpp import load_model
 
     tf = omnibind.load(model, backend="transformers")
-    ll = omnibind.load(model, backend="llamacpp")
-    if tf.config.llm.lora is not None:
-        raise typer.BadParameter("a LoRA model runs on llama.cpp only after `omnibind export gguf`; bench that folder")
-    ll.core.load_trainable_state_dict(tf.core.trainable_state_dict())  # identical omnibind-side weights
+    tf.core.llm.model.eval()  # peft's LoRA dropout modules start in training mode
+    ll = load_model(model)
+    if not ll.trained:  # fresh projectors differ between two builds: give llama.cpp the same ones
+        state = tf.core.trainable_state_dict()
+        ll.core.load_trainable_state_dict({k: v for k, v in state.items() if not k.startswith("llm.")})
     times = {}
     for name, m in (("transformers", tf), ("llamacpp", ll)):
         cls = LLM_BACKENDS.get(name)

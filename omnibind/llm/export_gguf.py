@@ -100,6 +100,55 @@ def llama_tensors(state: dict[str, Any], cfg: Any) -> list[tuple[str, np.ndarray
     return out
 
 
+def lora_tensors(state: dict[str, Any], *, n_head: int, n_head_kv: int) -> list[tuple[str, np.ndarray]]:
+    """peft LoRA weights (``...layers.{i}.self_attn.q_proj.lora_A.default.weight``) → llama.cpp
+    adapter tensors ``blk.{i}.attn_q.weight.lora_a`` (r, in) and ``.lora_b`` (out, r).
+
+    q/k outputs are rows of B, so B takes the same RoPE row permutation as the base weights."""
+    out: list[tuple[str, np.ndarray]] = []
+    for name, tensor in sorted(state.items()):
+        if ".lora_A." not in name and ".lora_B." not in name:
+            continue
+        head, _, tail = name.partition("layers.")
+        idx, _, rest = tail.partition(".")
+        module, _, ab = rest.partition(".lora_")
+        target = _BLOCK_NAMES.get(f"{module}.weight")
+        if not head or target is None or not idx.isdigit():
+            raise ConfigError(f"export: LoRA tensor {name!r} targets a module llama.cpp adapters cannot map")
+        arr = tensor.detach().to("cpu").float().numpy()
+        is_b = ab.startswith("B")
+        if is_b and module == "self_attn.q_proj":
+            arr = _rope_permute(arr, n_head)
+        elif is_b and module == "self_attn.k_proj":
+            arr = _rope_permute(arr, n_head_kv)
+        out.append((f"blk.{int(idx)}.{target}.lora_{'b' if is_b else 'a'}", np.ascontiguousarray(arr)))
+    if not out:
+        raise ConfigError("export: no LoRA tensors (lora_A/lora_B) in the given weights")
+    return out
+
+
+def write_lora_adapter_gguf(
+    state: dict[str, Any], path: Path, *, n_head: int, n_head_kv: int, alpha: float, arch: str = "llama"
+) -> int:
+    """Write peft LoRA weights as a llama.cpp LoRA adapter GGUF (f32); returns the tensor count.
+
+    llama.cpp scales the adapter by ``alpha / r`` (r read from lora_a), exactly as peft does."""
+    import gguf
+
+    tensors = lora_tensors(state, n_head=n_head, n_head_kv=n_head_kv)
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_type("adapter")
+    w.add_string("adapter.type", "lora")
+    w.add_float32("adapter.lora.alpha", float(alpha))
+    for name, arr in tensors:
+        w.add_tensor(name, arr.astype(np.float32), raw_dtype=gguf.GGMLQuantizationType.F32)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return len(tensors)
+
+
 def _rope_theta(cfg: Any) -> float:
     params = getattr(cfg, "rope_parameters", None) or {}
     rtype = params.get("rope_type", "default") if isinstance(params, dict) else "default"
@@ -302,7 +351,11 @@ def export_gguf(
         raise BackendUnsupportedError(
             "export: this model uses the gated every-layer injection (ImageBind-LLM), which llama.cpp cannot run"
         )
-    hf = _merged_hf_model(core)
+    # llm.lora_media_only: merging would change text-only answers too, so such a model keeps its
+    # adapter unmerged (llama.cpp applies it per sequence; see llamacpp.load_model)
+    keep_adapter = core.config.llm.lora is not None and bool(getattr(core.config.llm, "lora_media_only", False))
+    full_state = core.trainable_state_dict()
+    hf = _base_hf_model(core) if keep_adapter else _merged_hf_model(core)
     base_gguf, tok_dir, pre = _tokenizer_source(core.config.llm.source, tokenizer_pre)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
@@ -316,9 +369,9 @@ def export_gguf(
             tokenizer_pre=pre,
             name=core.config.name,
         )
-        cfg = _exported_config(core.config, dest / GGUF_FILE)
+        cfg = _exported_config(core.config, dest / GGUF_FILE, keep_adapter=keep_adapter)
         cfg.save(tmp / CONFIG_FILE)
-        state = {k: v for k, v in core.trainable_state_dict().items() if not k.startswith("llm.")}
+        state = {k: v for k, v in full_state.items() if keep_adapter or not k.startswith("llm.")}
         _save_weights(state, tmp / WEIGHTS_FILE)
         manifest = {
             "omnibind_version": omnibind.__version__,
@@ -334,7 +387,8 @@ def export_gguf(
                 "from": str(model) if model is not None else "embedded default",
                 "format": "gguf",
                 "outtype": outtype,
-                "lora_merged": core.config.llm.lora is not None,
+                "lora_merged": core.config.llm.lora is not None and not keep_adapter,
+                "lora_adapter_kept": keep_adapter,
                 "tokenizer": "copied from base GGUF" if base_gguf is not None else f"tokenizer.json (pre={pre})",
             },
         }
@@ -357,16 +411,26 @@ def _save_weights(state: dict[str, Any], path: Path) -> None:
     save_file(state, str(path), metadata={"format": "omnibind", "version": __version__})
 
 
-def _exported_config(config: Any, gguf_path: Path) -> Any:
-    """The same model with its LLM switched to the GGUF on llama.cpp (LoRA and norms are in the GGUF now)."""
+def _exported_config(config: Any, gguf_path: Path, *, keep_adapter: bool = False) -> Any:
+    """The same model with its LLM switched to the GGUF on llama.cpp (LoRA merged unless kept as an adapter)."""
     from omnibind.config import ModelConfig
 
     cfg = ModelConfig.from_dict(config.to_dict())
     cfg.llm.backend = "llamacpp"
     cfg.llm.source = str(gguf_path)
-    cfg.llm.lora = None
+    if not keep_adapter:
+        cfg.llm.lora = None
     cfg.llm.train_bias_norm = False
     return cfg
+
+
+def _base_hf_model(core: Any) -> Any:
+    """The backend's HF model with its LoRA adapters removed, unmerged (they are exported apart)."""
+    model = core.llm.model
+    if hasattr(model, "unload"):
+        model = model.unload()
+        core.llm.model = model
+    return model
 
 
 def _tokenizer_source(source: str, pre: str) -> tuple[Path | None, Path | None, str]:

@@ -221,3 +221,61 @@ def test_export_roundtrip_with_lora(tmp_path: Path, tiny_config_dict: dict):
     assert q8.gguf_bytes < out.gguf_bytes
     with pytest.raises(ConfigError, match="not empty"):
         export_gguf(tmp_path / "ckpt", tmp_path / "q8")
+
+
+@pytest.mark.parametrize("media_only", [False, True])
+def test_lora_checkpoint_runs_as_llamacpp_adapter(
+    tmp_path: Path, tiny_config_dict: dict, tiny_llm_dir: Path, tiny_gguf: Path, media_only: bool
+):
+    """LoRA weights become a llama.cpp adapter over the unmerged GGUF, on media rows only if asked."""
+    import shutil
+
+    from PIL import Image as PILImage
+
+    import omnibind
+    from omnibind.api import Model
+    from omnibind.config import ModelConfig
+    from omnibind.llm.backends.llamacpp import load_model
+    from omnibind.messages import Image, Message
+    from omnibind.model import OmnibindModel
+
+    llm_dir = tmp_path / "llm"
+    shutil.copytree(tiny_llm_dir, llm_dir)
+    shutil.copy(tiny_gguf, llm_dir / "tiny.gguf")  # the same weights, for llama.cpp
+    llm = {
+        **tiny_config_dict["llm"],
+        "source": str(llm_dir),
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+        "lora_media_only": media_only,
+    }
+    src = Model(OmnibindModel(ModelConfig.from_dict({**tiny_config_dict, "llm": llm})), origin="t", trained=False)
+    with torch.no_grad():
+        for n, p in src.core.llm.model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.2, generator=torch.Generator().manual_seed(len(n)))
+    src.save(tmp_path / "ckpt")
+    img = tmp_path / "x.png"
+    PILImage.fromarray(np.random.default_rng(0).integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(img)
+    ref = omnibind.load(tmp_path / "ckpt")
+    ref.core.llm.model.eval()
+    ll = load_model(tmp_path / "ckpt")
+    assert ll.core.llm.name == "llamacpp" and ll.core.llm._adapter is not None
+    cands = ["yes", "no", "a red square"]
+    convs = ([Message.user("Is it red?")], [Message.user(Image(str(img)), "Is it red?")])
+    with_adapter = [ll.score(c, cands) for c in convs]
+    for conv, got in zip(convs, with_adapter):
+        np.testing.assert_allclose(got, ref.score(conv, cands), atol=2e-2, rtol=1e-3)
+    if media_only:  # export keeps such an adapter unmerged; the exported folder answers the same
+        from omnibind.llm.export_gguf import export_gguf
+
+        out = export_gguf(tmp_path / "ckpt", tmp_path / "exported", outtype="f32")
+        exported = load_model(out.folder)
+        assert exported.config.llm.backend == "llamacpp" and exported.core.llm._adapter is not None
+        for conv, got in zip(convs, with_adapter):
+            np.testing.assert_allclose(exported.score(conv, cands), got, atol=1e-3)
+    ll.core.llm._use_adapter(False)  # the base model alone from here on
+    ll.core.llm._adapter = None
+    ll.core.llm.reset_cache()
+    moved = [float(np.abs(ll.score(c, cands) - w).max()) for c, w in zip(convs, with_adapter)]
+    assert moved[1] > 0.05  # the adapter acts on the conversation with media
+    assert (moved[0] < 1e-4) if media_only else (moved[0] > 0.05)
