@@ -60,7 +60,7 @@ def _media(name: str) -> Any:
     return MediaPart(_MODALITY_BY_PREFIX[name.split("_")[0]], str(EXAMPLES / name))
 
 
-def _load_pair(model: str | None) -> tuple[Any, Any, dict[str, float]]:
+def _load_pair(model: str | None, gguf: str | None = None) -> tuple[Any, Any, dict[str, float]]:
     """Both models; LLM-only load times measured after the imports (second construction of each)."""
     import omnibind
     from omnibind.llm.backends.base import LLM_BACKENDS
@@ -68,7 +68,7 @@ def _load_pair(model: str | None) -> tuple[Any, Any, dict[str, float]]:
 
     tf = omnibind.load(model, backend="transformers")
     tf.core.llm.model.eval()  # peft's LoRA dropout modules start in training mode
-    ll = load_model(model)
+    ll = load_model(model, source=gguf)
     if not ll.trained:  # fresh projectors differ between two builds: give llama.cpp the same ones
         state = tf.core.trainable_state_dict()
         ll.core.load_trainable_state_dict({k: v for k, v in state.items() if not k.startswith("llm.")})
@@ -76,7 +76,7 @@ def _load_pair(model: str | None) -> tuple[Any, Any, dict[str, float]]:
     for name, m in (("transformers", tf), ("llamacpp", ll)):
         cls = LLM_BACKENDS.get(name)
         t = time.perf_counter()
-        b = cls(m.config.llm.source, dtype=m.config.llm.dtype)
+        b = cls(m.core.llm.source, dtype=m.config.llm.dtype)
         times[name] = time.perf_counter() - t
         del b
     return tf, ll, times
@@ -160,9 +160,9 @@ def agreement(tf: Any, ll: Any, *, n_tokens: int = 10) -> dict[str, Any]:
 
 
 def kv_reuse(ll: Any, image: Path | None, *, repeats: int) -> dict[str, float]:
-    """Second-turn prompt evaluation with the first turn cached vs the whole history from scratch.
+    """A chat's second turn with the first turn (prompt and reply) cached vs the whole history from scratch.
 
-    Timed at the backend: from ``generate`` to the first token, on the assembled embeddings, so
+    Timed at the backend, from ``generate`` to the first token, on the assembled embeddings, so
     image encoding (the same in both) does not dilute the ratio.
     """
     import torch
@@ -171,22 +171,18 @@ def kv_reuse(ll: Any, image: Path | None, *, repeats: int) -> dict[str, float]:
     from omnibind.messages import MediaPart, Message
 
     core = ll.core
-    first = [
-        Message.user(
-            *([MediaPart("image", str(image))] if image else []),
-            "Describe this picture in a few sentences, then list three things you notice.",
-        )
-    ]
-    reply = ll.chat(first, max_new_tokens=64)
+    media = [MediaPart("image", str(image))] if image else []
+    first = [Message.user(*media, "Describe this picture in a few sentences, then list three things you notice.")]
+    opts = GenerationOptions(max_new_tokens=48)
+    reply = ll.chat(first, max_new_tokens=opts.max_new_tokens)
     second = [*first, Message.assistant(reply.text), Message.user("Now summarise that in five words.")]
     with torch.inference_mode():
         emb1 = core.build_inputs(core.prepare(first), add_generation_prompt=True)[0].embeds
         emb2 = core.build_inputs(core.prepare(second), add_generation_prompt=True)[0].embeds
-    opts = GenerationOptions(max_new_tokens=1)
 
     def time_first(emb: torch.Tensor) -> float:
         t = time.perf_counter()
-        steps = core.llm.generate([emb], opts)
+        steps = core.llm.generate([emb], GenerationOptions(max_new_tokens=1))
         next(steps, None)
         steps.close()
         return time.perf_counter() - t
@@ -194,10 +190,10 @@ def kv_reuse(ll: Any, image: Path | None, *, repeats: int) -> dict[str, float]:
     reused, full, kept = [], [], []
     for _ in range(repeats):
         core.llm.reset_cache()
-        time_first(emb1)  # turn 1 in the cache (what a chat leaves behind)
-        before = max(core.llm.cache_lengths())
+        for _step in core.llm.generate([emb1], opts):  # turn 1 as a chat leaves it: prompt + reply cached
+            pass
+        kept.append(max(core.llm.cache_lengths()))
         reused.append(time_first(emb2))
-        kept.append(before)
         core.llm.reset_cache()
         full.append(time_first(emb2))
     r, f = statistics.median(reused), statistics.median(full)
@@ -211,13 +207,24 @@ def kv_reuse(ll: Any, image: Path | None, *, repeats: int) -> dict[str, float]:
 
 
 def bench_backends(
-    model_name_or_path: str | None = None, *, tokens: int = 64, repeats: int = 3, agreement_tokens: int = 10
+    model_name_or_path: str | None = None,
+    *,
+    tokens: int = 64,
+    repeats: int = 3,
+    agreement_tokens: int = 10,
+    threads: int | None = None,
+    gguf: str | None = None,
 ) -> dict[str, Any]:
-    """Run every measurement on both backends in one process; returns a JSON-able dict."""
+    """Run every measurement on both backends in one process; returns a JSON-able dict.
+
+    ``threads`` sets torch's and llama.cpp's thread count alike (default: torch's current);
+    ``gguf`` runs llama.cpp on another GGUF of the same base (e.g. an f32 export of the HF copy)."""
     import torch
 
+    if threads:
+        torch.set_num_threads(threads)
     image = EXAMPLES / "image_cat.jpg"
-    tf, ll, load = _load_pair(model_name_or_path)
+    tf, ll, load = _load_pair(model_name_or_path, gguf)
     res: dict[str, Any] = {
         "model": model_name_or_path or "embedded default",
         "threads": torch.get_num_threads(),
@@ -244,7 +251,7 @@ def print_backends_report(r: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"omnibind bench backends — {r['model']} ({r['threads']} threads)")
+    t = Table(title=f"omnibind bench backends — {r['model']} ({r['threads']} threads; {Path(r['llamacpp_gguf']).name})")
     t.add_column("measure")
     t.add_column("transformers", justify="right")
     t.add_column("llamacpp", justify="right")
@@ -292,10 +299,12 @@ def bench_backends_command(
     ),
     tokens: int = typer.Option(64, help="Tokens generated per decode-speed timing."),
     repeats: int = typer.Option(3, help="Timed repetitions (median reported)."),
+    threads: int | None = typer.Option(None, help="Threads for both engines (default: torch's current count)."),
+    gguf: str | None = typer.Option(None, "--gguf", help="Run llama.cpp on this GGUF of the same base weights."),
     out: Path | None = typer.Option(None, "--out", help="Also write the figures as JSON."),
 ) -> None:
     """transformers vs llama.cpp in one run: load, decode speed, first token with an image, agreement, KV reuse."""
-    results = bench_backends(model, tokens=tokens, repeats=repeats)
+    results = bench_backends(model, tokens=tokens, repeats=repeats, threads=threads, gguf=gguf)
     print_backends_report(results)
     if out:
         out.write_text(json.dumps(results, indent=2))

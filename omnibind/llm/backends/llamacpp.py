@@ -49,6 +49,11 @@ def _lib() -> Any:
     with _INIT_LOCK:
         if "lib" in _STATE:
             return _STATE["lib"]
+        # ggml's OpenMP workers spin while waiting for work; on a CPU shared with other processes
+        # (or with torch's own OpenMP pool) a descheduled spinner stalls every step, measured here
+        # as 1 token/s instead of 40 with 2 threads on 2 busy cores. Sleeping waits cost ~10%.
+        # Read once when llama.cpp's libgomp loads, so it must be set before the import.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             import llama_cpp as lib
         except ImportError as e:
@@ -782,12 +787,13 @@ def _common_prefix(held: torch.Tensor | None, prompt: torch.Tensor) -> int:
     return int(torch.argmin(same.to(torch.int8)))
 
 
-def load_model(name_or_path: str | Path | None = None, *, device: str = "cpu") -> Any:
+def load_model(name_or_path: str | Path | None = None, *, device: str = "cpu", source: str | None = None) -> Any:
     """``omnibind.load(..., backend="llamacpp")`` for checkpoints with LoRA adapters as well.
 
     The LoRA weights of a checkpoint become a llama.cpp adapter over the unmerged base GGUF
     (honouring ``llm.lora_media_only``); everything else loads as usual. Checkpoints without
-    LoRA, presets and config files go straight to ``omnibind.load``.
+    LoRA, presets and config files go straight to ``omnibind.load``. ``source`` replaces the
+    config's GGUF (e.g. an f32 export of the same base weights; the base check is then skipped).
     """
     import omnibind
     from omnibind.api import DEFAULT_MODEL_DIR, Model
@@ -797,11 +803,12 @@ def load_model(name_or_path: str | Path | None = None, *, device: str = "cpu") -
     from omnibind.model import OmnibindModel
 
     folder = DEFAULT_MODEL_DIR if name_or_path is None else Path(name_or_path).expanduser()
+    overrides = {"llm": {"source": source}} if source else None
     if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
-        return omnibind.load(name_or_path, backend="llamacpp", device=device)
+        return omnibind.load(name_or_path, backend="llamacpp", device=device, config_overrides=overrides)
     config = ModelConfig.load(folder / CONFIG_FILE)
     lora = config.llm.lora
-    if lora is None:
+    if lora is None and source is None:
         return omnibind.load(name_or_path, backend="llamacpp", device=device)
     manifest = read_manifest(folder)
     wpath = folder / WEIGHTS_FILE
@@ -809,20 +816,22 @@ def load_model(name_or_path: str | Path | None = None, *, device: str = "cpu") -
         raise CheckpointError(f"{wpath}: hash does not match the manifest (corrupt or replaced file)")
     want = manifest.get("base_llm", {}).get("fingerprint")
     have = llm_fingerprint(config.llm.source)
-    if want not in (None, "unknown") and have != "unknown" and want != have:
+    if source is None and want not in (None, "unknown") and have != "unknown" and want != have:
         raise CheckpointError(f"{folder}: trained on base LLM {want}, but {config.llm.source} is {have}")
     from safetensors.torch import load_file
 
     state = load_file(str(wpath))
     config.llm.backend = "llamacpp"
+    config.llm.source = source or config.llm.source
     config.llm.lora = None  # the model must not wrap llama.cpp with peft: the adapter goes to llama.cpp
     core = OmnibindModel(config, device=device)
     config.llm.lora = lora
     core.load_trainable_state_dict({k: v for k, v in state.items() if not k.startswith("llm.")})
-    core.llm.load_peft_lora(
-        {k: v for k, v in state.items() if k.startswith("llm.")},
-        alpha=float(lora.alpha),
-        media_only=bool(getattr(config.llm, "lora_media_only", False)),
-    )
+    if lora is not None:
+        core.llm.load_peft_lora(
+            {k: v for k, v in state.items() if k.startswith("llm.")},
+            alpha=float(lora.alpha),
+            media_only=bool(getattr(config.llm, "lora_media_only", False)),
+        )
     origin = "embedded default" if name_or_path is None else str(name_or_path)
     return Model(core, origin=origin, trained=True)
