@@ -26,7 +26,8 @@ def gguf_command(
 ) -> None:
     """Write the LLM (LoRA merged) as GGUF plus the omnibind side (config, weights, manifest).
 
-    Then: ``omnibind.load(OUT_DIR)`` runs on llama.cpp (``llm.backend = "llamacpp"``).
+    Then: ``omnibind.load(OUT_DIR)`` runs on llama.cpp (``llm.backend = "llamacpp"``). A LoRA with
+    ``llm.lora_media_only`` stays a separate adapter (merging would change text-only answers).
     """
     from omnibind.errors import OmnibindError
     from omnibind.llm.export_gguf import export_gguf

@@ -362,6 +362,14 @@ def _wait_depth(batcher, depth: int, limit: float = 10) -> None:
     assert batcher.depth == depth
 
 
+def _wait_idle(batcher, limit: float = 10) -> None:
+    """Clients get their answer before the worker records the batch: wait for the worker to finish."""
+    end = time.time() + limit
+    while (batcher.stats.running or batcher.depth) and time.time() < end:
+        time.sleep(0.02)
+    assert not batcher.stats.running and not batcher.depth
+
+
 def test_requests_are_batched_and_match_solo_answers(server, client):
     prompts = ["Hello", "What is a cat?", "Numbers please", "Tell me more about the sea"]
     solo = [
@@ -371,6 +379,7 @@ def test_requests_are_batched_and_match_solo_answers(server, client):
         for p in prompts
     ]
     batcher = server.app.state.batcher
+    _wait_idle(batcher)
     before = (batcher.stats.batches, batcher.stats.batched_requests)
     batcher.pause()
     try:
@@ -382,6 +391,7 @@ def test_requests_are_batched_and_match_solo_answers(server, client):
     for t in threads:
         t.join(60)
     assert [r.json()["choices"][0]["message"]["content"] for r in out] == solo[:3]
+    _wait_idle(batcher)
     assert (batcher.stats.batches - before[0], batcher.stats.batched_requests - before[1]) == (1, 3)
 
 
