@@ -34,9 +34,11 @@ def train_command(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from omnibind.errors import OmnibindError
     from omnibind.train.config import PipelineConfig, load_train_config
+    from omnibind.train.loop import check_launch
     from omnibind.train.stages import run_pipeline, run_stage
 
     try:
+        check_launch()  # before the model loads: a mis-launched distributed run fails in a second
         cfg = load_train_config(config)
         stages = cfg.stages if isinstance(cfg, PipelineConfig) else [cfg]
         for st in stages:

@@ -26,7 +26,13 @@ from omnibind.train.config import OptimConfig
 
 
 class Task(Protocol):
-    """What a stage trains: a deterministic global batch per step, a loss, validation batches."""
+    """What a stage trains: a deterministic global batch per step, a loss, validation batches.
+
+    A task may also define ``weight(batch) -> number``: how many terms its (mean) loss averages over
+    for that batch (assistant tokens for the language-model stages); the default is ``len(batch)``.
+    Micro-batches and DDP shards are weighted by it, so the loss and gradient of a step are those of
+    the whole global batch, whatever the split.
+    """
 
     def batch(self, step: int) -> list[Any]: ...
 
@@ -104,6 +110,34 @@ class TrainResult:
     seconds: float = 0.0
 
 
+_WORLD_SIZE_VARS = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+
+
+def check_launch(env: dict[str, str] | None = None) -> None:
+    """Stop when a launch asked for several CPU processes but this process was started alone.
+
+    ``accelerate launch --cpu --num_processes N`` (and an accelerate config of type ``MULTI_CPU``)
+    goes through accelerate's simple launcher: it starts ONE process per machine and expects MPI
+    (``--mpirun_hostfile``) to start the others. It sets ``MASTER_ADDR`` (because N > 1) but no world
+    size, so without this check every machine trains the whole batch alone — a single-process run
+    that looks like a distributed one.
+    """
+    import os
+
+    env = dict(os.environ) if env is None else env
+    use_cpu = env.get("ACCELERATE_USE_CPU", "").strip().lower() in ("1", "true", "yes")
+    sizes = [int(env[k]) for k in _WORLD_SIZE_VARS if env.get(k, "").strip().isdigit()]
+    if use_cpu and env.get("MASTER_ADDR") and max(sizes, default=1) <= 1:
+        from omnibind.errors import ConfigError
+
+        raise ConfigError(
+            "accelerate launch --cpu started only this process (accelerate's CPU launcher runs one process per "
+            "machine and leaves the rest to mpirun), so it would train alone; for N CPU processes on one machine "
+            "run `accelerate launch --config_file configs/accelerate/ddp-cpu-2.yaml -m omnibind.train.cli CONFIG` "
+            "(set num_processes there) or `torchrun --standalone --nproc_per_node N -m omnibind.train.cli CONFIG`"
+        )
+
+
 class KilledForTestError(RuntimeError):
     """Raised by ``stop_after`` (tests simulate a kill right after a checkpoint)."""
 
@@ -132,6 +166,7 @@ def run_training(
     from omnibind.train.state import MODEL_DIR, read_training_state, save_training_state, set_rng_state
 
     out = Path(output)
+    check_launch()
     acc = Accelerator(cpu=device == "cpu", kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
     main = acc.is_main_process
     torch.manual_seed(optim.seed)
@@ -169,6 +204,11 @@ def run_training(
         )
     module, opt = acc.prepare(module, opt)
     rank, world = acc.process_index, acc.num_processes
+    if optim.batch_size < world:
+        from omnibind.errors import ConfigError
+
+        raise ConfigError(f"optim.batch_size {optim.batch_size} is smaller than the {world} processes")
+    weigh = _weigher(task)
     t0 = time.perf_counter()
     bar = tqdm(total=optim.max_steps, initial=start, desc=out.name, unit="step", disable=not (progress and main))
 
@@ -184,12 +224,17 @@ def run_training(
         shard = batch[rank::world]
         micros = [shard[i :: optim.grad_accum] for i in range(optim.grad_accum)]
         micros = [m for m in micros if m]
+        # each micro-batch's mean loss counts by its share of the global batch's loss terms; DDP
+        # averages gradients over processes, hence the factor world: sum of shares = the global mean
+        weights = [float(weigh(m)) for m in micros]
+        whole = torch.tensor(sum(weights), device=acc.device)
+        whole = float(acc.reduce(whole, "sum")) if world > 1 else float(whole)
         total = torch.zeros((), device=acc.device)
         for i, micro in enumerate(micros):
             sync = i == len(micros) - 1
             ctx = acc.no_sync(module) if not sync and world > 1 else _Null()
             with ctx:
-                loss = module(micro) * (len(micro) / len(shard))
+                loss = module(micro) * (weights[i] * world / max(whole, 1e-12))
                 acc.backward(loss)
             total += loss.detach()
         if optim.clip > 0:
@@ -241,7 +286,8 @@ def run_training(
 
 
 def _validate(core: Any, module: nn.Module, task: Task, acc: Any) -> float | None:
-    """Mean validation loss over all validation batches (each process takes its share).
+    """Mean validation loss over all validation batches (each process takes its share), every
+    batch and shard weighted by ``task.weight`` (tokens), so 1 and N processes agree.
 
     Through the wrapped ``module``, so FSDP gathers its sharded parameters as in training.
     """
@@ -250,6 +296,7 @@ def _validate(core: Any, module: nn.Module, task: Task, acc: Any) -> float | Non
         return None
     core.eval()
     rank, world = acc.process_index, acc.num_processes
+    weigh = _weigher(task)
     total = torch.zeros((), device=acc.device)
     count = torch.zeros((), device=acc.device)
     with torch.no_grad():
@@ -257,12 +304,18 @@ def _validate(core: Any, module: nn.Module, task: Task, acc: Any) -> float | Non
             shard = b[rank::world]
             if not shard:
                 continue
-            total += module(shard).detach() * len(shard)
-            count += len(shard)
+            w = float(weigh(shard))
+            total += module(shard).detach() * w
+            count += w
     if world > 1:
         total, count = acc.reduce(total, "sum"), acc.reduce(count, "sum")
     core.train()
     return float(total / count.clamp(min=1))
+
+
+def _weigher(task: Task) -> Any:
+    """``task.weight`` when the task defines it, else the number of items."""
+    return getattr(task, "weight", None) or len
 
 
 class _Null:

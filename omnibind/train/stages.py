@@ -90,12 +90,27 @@ class LMTask:
         self.core, self.train, self.store = core, list(train), store
         self.batcher = Batcher(len(self.train), batch_size, seed)
         self.val = [list(val[i : i + batch_size]) for i in range(0, len(val), batch_size)]
+        self._target_counts: dict[int, int] = {}
 
     def batch(self, step: int) -> list[TrainSample]:
         return [self.train[i] for i in self.batcher.indices(step)]
 
     def loss(self, batch: list[TrainSample]) -> torch.Tensor:
         return self.core.loss([s.conversation for s in batch], self.store.lookup)
+
+    def weight(self, batch: list[TrainSample]) -> int:
+        """How many terms ``loss`` averages over: the assistant tokens of the batch.
+
+        The loop weights each micro-batch / process shard by this, so split batches (gradient
+        accumulation, DDP shards) give the mean over the whole batch's tokens, not a mean of means.
+        """
+        return sum(self._targets(s) for s in batch)
+
+    def _targets(self, sample: TrainSample) -> int:
+        key = id(sample)
+        if key not in self._target_counts:
+            self._target_counts[key] = assistant_tokens(self.core, sample.conversation)
+        return self._target_counts[key]
 
     def val_batches(self) -> list[list[TrainSample]]:
         return self.val
@@ -107,6 +122,24 @@ class LMTask:
             "feature_cache_hits": self.store.hits,
             "feature_cache_misses": self.store.misses,
         }
+
+
+def assistant_tokens(core: Any, conversation: Any) -> int:
+    """The number of tokens ``core.loss`` trains on in a conversation: its assistant turns (with the
+    template's end markers), tokenised as ``assemble`` does. Media layout does not change them, so
+    no media are decoded."""
+    from omnibind.llm.assemble import Slot, render_segments
+
+    n_media = sum(1 for msg in conversation for part in msg.content if not isinstance(part, TextPart))
+    segs = render_segments(
+        conversation,
+        core.template,
+        [[Slot("media", "")]] * n_media,
+        add_generation_prompt=False,
+        system_prompt=core.config.llm.system_prompt,
+        inline_media=False,
+    )
+    return sum(len(core.llm.tokenize(s.text)) for s in segs if s.train and s.text)
 
 
 # --------------------------------------------------------------------------- bind stage
@@ -278,26 +311,52 @@ def _train(
 
 
 def _run_per_modality(cfg: TrainConfig, *, progress: bool, stop_after: int | None) -> TrainResult:
-    """X-InstructBLIP: one projector per modality, each trained alone into the frozen LLM."""
+    """X-InstructBLIP: one projector per modality, each trained alone into the frozen LLM.
+
+    Layout under ``output``: one complete run per modality in ``<output>/<modality>/`` (``last/``,
+    ``best/``, ``final/``, ``loss.png``, ``metrics.json``, resumable like any stage), then the
+    stage's own ``final/`` (every modality's projector from its selected checkpoint) and a
+    ``metrics.json`` / ``loss.png`` that put the modalities side by side. The result's ``output`` and
+    ``final`` are the stage's; ``last`` is the last modality's resumable state.
+    """
+    from accelerate import PartialState
+
     from omnibind.checkpoint import save_checkpoint
     from omnibind.train.recipes import load_partial
+    from omnibind.train.report import write_report
 
     core = build_model(cfg)
     mods = cfg.recipe.modalities or sorted({m for s in _samples(cfg, "train", text_only=False) for m in s.modalities})
+    if not mods:
+        raise ConfigError("per_modality: no modality to train (no media in data.train and no recipe.modalities)")
+    if "*" in mods:
+        raise ConfigError("per_modality: recipe.modalities lists modalities, not the shared projector '*'")
     missing = [m for m in mods if m not in core.config.projectors]
     if missing:
         raise ConfigError(f"per_modality: the model has no projector of its own for {missing}; add projectors.<m>")
-    result = None
+    out = Path(cfg.output)
+    runs: dict[str, TrainResult] = {}
     for m in mods:
-        result = _train(
-            cfg, core, progress=progress, stop_after=stop_after, modalities=[m], output=str(Path(cfg.output) / m)
-        )
-        load_partial(core, result.final)  # carry the best weights of this modality into the next run
-    assert result is not None
-    final = Path(cfg.output) / "final"
-    save_checkpoint(core, final, extra={"training": {"stage": "per_modality", "modalities": mods}})
-    result.final = final
-    return result
+        runs[m] = _train(cfg, core, progress=progress, stop_after=stop_after, modalities=[m], output=str(out / m))
+        load_partial(core, runs[m].final)  # carry this modality's selected weights into the next run
+    final = out / "final"
+    history: list[dict[str, Any]] = []
+    for m, r in runs.items():
+        offset = history[-1]["step"] if history else 0
+        history.extend({**row, "step": offset + row["step"], "modality": m} for row in r.history)
+    metrics: dict[str, Any] = {
+        "modalities": {m: r.metrics for m, r in runs.items()},
+        "steps": sum(r.steps for r in runs.values()),
+        "seconds_this_session": round(sum(r.seconds for r in runs.values()), 1),
+    }
+    state = PartialState()
+    metrics["processes"] = state.num_processes
+    if state.is_main_process:
+        save_checkpoint(core, final, extra={"training": {"stage": "per_modality", "modalities": mods}})
+        write_report(out, history, metrics)
+    state.wait_for_everyone()
+    last = runs[mods[-1]]
+    return TrainResult(out, None, last.last, final, metrics["steps"], history, metrics, metrics["seconds_this_session"])
 
 
 def prepare_data(steps: Sequence[dict[str, Any]], root: str | Path = ".") -> None:
