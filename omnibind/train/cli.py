@@ -26,8 +26,9 @@ def train_command(
 ) -> None:
     """Train: bind heads (contrastive), align a projector, instruction-tune (LoRA), or a whole pipeline.
 
-    Runs unchanged under `accelerate launch` (DDP, and the FSDP / DeepSpeed configs in configs/accelerate/).
-    A killed run resumes from its last checkpoint when started again with the same config.
+    Runs unchanged under `accelerate launch` with DDP (configs/accelerate/ddp-cpu-2.yaml, ddp-gpu.yaml) or
+    `torchrun`; FSDP and DeepSpeed stop with an error (not supported yet). A killed run resumes from its
+    last checkpoint when started again with the same config.
     """
     import os
 

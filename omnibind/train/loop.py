@@ -3,8 +3,9 @@
 AdamW, linear warmup then cosine decay, gradient clipping, gradient accumulation, a tqdm progress
 bar, validation loss every ``eval_every`` steps with best-checkpoint selection, and resumable
 ``last/`` checkpoints. Distributed data parallel runs through 🤗 Accelerate: launched with
-``accelerate launch`` each process takes its share of every (deterministic) global batch and DDP
-averages the gradients, so the same config trains the same model on 1 or N processes.
+``accelerate launch`` (or ``torchrun``) each process takes its share of every (deterministic) global
+batch, each share's loss counts by its number of loss terms (assistant tokens) and DDP averages the
+gradients, so the same config trains the same model on 1 or N processes (to float rounding).
 """
 
 from __future__ import annotations
@@ -100,6 +101,9 @@ class LossModule(nn.Module):
 
 @dataclass
 class TrainResult:
+    """Where a stage's run went. For ``per_modality``, ``output``/``final`` are the stage's and
+    ``last`` is the last modality's (each modality's run lives in ``output/<modality>/``)."""
+
     output: Path
     best: Path | None
     last: Path
@@ -112,24 +116,50 @@ class TrainResult:
 
 _WORLD_SIZE_VARS = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 
+FSDP_UNSUPPORTED = (
+    "FSDP: checkpoints of sharded parameters and optimiser state are not supported yet; use DDP "
+    "(configs/accelerate/ddp-gpu.yaml)"
+)
+DEEPSPEED_UNSUPPORTED = (
+    "DeepSpeed: not supported by omnibind's training loop yet (ZeRO partitions the optimiser state, which "
+    "the checkpoints store by parameter name from one process; DeepSpeed's engine also steps and clips on its "
+    "own); use DDP (configs/accelerate/ddp-gpu.yaml)"
+)
 
-def check_launch(env: dict[str, str] | None = None) -> None:
-    """Stop when a launch asked for several CPU processes but this process was started alone.
 
-    ``accelerate launch --cpu --num_processes N`` (and an accelerate config of type ``MULTI_CPU``)
-    goes through accelerate's simple launcher: it starts ONE process per machine and expects MPI
-    (``--mpirun_hostfile``) to start the others. It sets ``MASTER_ADDR`` (because N > 1) but no world
-    size, so without this check every machine trains the whole batch alone — a single-process run
-    that looks like a distributed one.
-    """
+def launched_world_size(env: dict[str, str] | None = None) -> int:
+    """The process count a launcher (torchrun, accelerate, mpirun) set for this run; 1 when none."""
     import os
 
     env = dict(os.environ) if env is None else env
-    use_cpu = env.get("ACCELERATE_USE_CPU", "").strip().lower() in ("1", "true", "yes")
-    sizes = [int(env[k]) for k in _WORLD_SIZE_VARS if env.get(k, "").strip().isdigit()]
-    if use_cpu and env.get("MASTER_ADDR") and max(sizes, default=1) <= 1:
-        from omnibind.errors import ConfigError
+    return max([int(env[k]) for k in _WORLD_SIZE_VARS if env.get(k, "").strip().isdigit()], default=1)
 
+
+def check_launch(env: dict[str, str] | None = None) -> None:
+    """Refuse launches that would not train what the config says, before any model is loaded.
+
+    - ``accelerate launch --cpu --num_processes N`` (and an accelerate config of type ``MULTI_CPU``)
+      goes through accelerate's simple launcher: it starts ONE process per machine and expects MPI
+      (``--mpirun_hostfile``) to start the others. It sets ``MASTER_ADDR`` (because N > 1) but no
+      world size, so without this check every machine trains the whole batch alone — a
+      single-process run that looks like a distributed one.
+    - FSDP and DeepSpeed (``configs/accelerate/fsdp.yaml``, ``deepspeed-zero2.yaml``): not supported
+      yet (see ``FSDP_UNSUPPORTED``, ``DEEPSPEED_UNSUPPORTED``); better now than at the first checkpoint.
+    """
+    import os
+
+    from omnibind.errors import ConfigError
+
+    env = dict(os.environ) if env is None else env
+
+    def flag(name: str) -> bool:
+        return env.get(name, "").strip().lower() in ("1", "true", "yes")
+
+    if flag("ACCELERATE_USE_FSDP"):
+        raise ConfigError(FSDP_UNSUPPORTED)
+    if flag("ACCELERATE_USE_DEEPSPEED"):
+        raise ConfigError(DEEPSPEED_UNSUPPORTED)
+    if flag("ACCELERATE_USE_CPU") and env.get("MASTER_ADDR") and launched_world_size(env) <= 1:
         raise ConfigError(
             "accelerate launch --cpu started only this process (accelerate's CPU launcher runs one process per "
             "machine and leaves the rest to mpirun), so it would train alone; for N CPU processes on one machine "
@@ -191,17 +221,18 @@ def run_training(
         if main:
             print(f"resuming {out} at step {start}")
     module = LossModule(core, task)
-    plugin = getattr(acc.state, "fsdp_plugin", None)
-    if plugin is not None:
+    # (also for an Accelerator set up in code rather than by accelerate launch, which check_launch sees)
+    if getattr(acc.state, "fsdp_plugin", None) is not None:
         from omnibind.errors import ConfigError
 
         # checked on an H100: training steps run under FSDP2 (with the bind heads, whose 0-d temperature
         # FSDP refuses, left out via plugin.ignored_modules), but saving sharded parameters and optimiser
         # state (DTensors) needs a gather that is not written yet — fail now, not at the first checkpoint
-        raise ConfigError(
-            "FSDP: checkpoints of sharded parameters are not supported yet; use configs/accelerate/ddp-gpu.yaml "
-            "or configs/accelerate/deepspeed-zero2.yaml"
-        )
+        raise ConfigError(FSDP_UNSUPPORTED)
+    if getattr(acc.state, "deepspeed_plugin", None) is not None:
+        from omnibind.errors import ConfigError
+
+        raise ConfigError(DEEPSPEED_UNSUPPORTED)
     module, opt = acc.prepare(module, opt)
     rank, world = acc.process_index, acc.num_processes
     if optim.batch_size < world:

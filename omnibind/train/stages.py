@@ -360,8 +360,13 @@ def _run_per_modality(cfg: TrainConfig, *, progress: bool, stop_after: int | Non
 
 
 def prepare_data(steps: Sequence[dict[str, Any]], root: str | Path = ".") -> None:
-    """Run the data builders a pipeline lists (``{source, out, limit?}``) unless their train file exists."""
+    """Run the data builders a pipeline lists (``{source, out, limit?}``) unless their train file exists.
+
+    Under a multi-process launch the data must exist already: N processes building the same files
+    at once would race, so the error names the one command to run first.
+    """
     from omnibind.data.builders import BUILDERS, build
+    from omnibind.train.loop import launched_world_size
 
     for st in steps:
         unknown = set(st) - {"source", "out", "limit"}
@@ -373,6 +378,12 @@ def prepare_data(steps: Sequence[dict[str, Any]], root: str | Path = ".") -> Non
         if (out / f"{st['source']}.train.jsonl").is_file():
             continue
         kwargs = {"limit": st["limit"]} if "limit" in st else {}
+        if launched_world_size() > 1:
+            lim = f" --limit {st['limit']}" if "limit" in st else ""
+            raise ConfigError(
+                f"prepare: {out / (st['source'] + '.train.jsonl')} is missing; build the data once before a "
+                f"multi-process run: omnibind data build {st['source']} --out {out}{lim}"
+            )
         res = build(st["source"], out, **kwargs)
         print(f"built {st['source']}: {dict(res.samples)} samples, {len(res.skipped)} items skipped")
 

@@ -268,7 +268,7 @@ def test_shipped_train_configs_parse():
 def test_two_gloo_processes_match_one(model_file, dataset, tmp_path):
     """Two CPU processes (DDP over gloo, the shipped configs/accelerate/ddp-cpu-2.yaml) train the same
     model as 1 process. Not `accelerate launch --cpu --num_processes 2`: that starts one process (see
-    test_cpu_launch_that_starts_one_process_is_refused)."""
+    test_launches_that_would_not_train_as_configured_are_refused)."""
     import yaml
 
     root = Path(__file__).resolve().parents[2]
@@ -309,7 +309,7 @@ def test_two_gloo_processes_match_one(model_file, dataset, tmp_path):
     )
 
 
-def test_cpu_launch_that_starts_one_process_is_refused():
+def test_launches_that_would_not_train_as_configured_are_refused(monkeypatch, tmp_path):
     """`accelerate launch --cpu --num_processes 2` runs ONE process (accelerate's CPU launcher leaves the
     rest to mpirun); it sets MASTER_ADDR but no world size. Training must refuse, not train alone."""
     from omnibind.train.loop import check_launch
@@ -321,6 +321,40 @@ def test_cpu_launch_that_starts_one_process_is_refused():
     check_launch({**alone, "OMPI_COMM_WORLD_SIZE": "2"})  # mpirun
     check_launch({"ACCELERATE_USE_CPU": "True"})  # --num_processes 1: no MASTER_ADDR
     check_launch({})  # plain python
+    # sharded launches are refused up front (checkpoints of sharded state are not written yet)
+    with pytest.raises(ConfigError, match="FSDP"):
+        check_launch({"ACCELERATE_USE_FSDP": "true", "WORLD_SIZE": "2"})
+    with pytest.raises(ConfigError, match="DeepSpeed"):
+        check_launch({"ACCELERATE_USE_DEEPSPEED": "true", "WORLD_SIZE": "2"})
+    # a pipeline's prepare step is not raced by N processes: the data must be built first
+    from omnibind.train.stages import prepare_data
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="omnibind data build tuxpaint --out"):
+        prepare_data([{"source": "tuxpaint", "out": str(tmp_path / "data"), "limit": 4}])
+    assert not (tmp_path / "data").exists()
+
+
+def test_shipped_accelerate_configs_are_valid():
+    """configs/accelerate/*.yaml load as accelerate configs and resolve to the launcher they promise."""
+    from accelerate.commands.config.config_args import load_config_from_file
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+
+    root = Path(__file__).resolve().parents[2] / "configs" / "accelerate"
+    want = {  # file → (multi-process launcher, FSDP, DeepSpeed)
+        "ddp-cpu-2.yaml": (True, False, False),  # torch elastic: really 2 processes
+        "ddp-gpu.yaml": (True, False, False),
+        "fsdp.yaml": (False, True, False),
+        "deepspeed-zero2.yaml": (False, False, True),
+    }
+    assert sorted(p.name for p in root.glob("*.yaml")) == sorted(want)
+    for name, (multi, fsdp, ds) in want.items():
+        f = root / name
+        cfg = load_config_from_file(str(f))
+        assert cfg.num_processes >= 2 and cfg.num_machines == 1, name
+        args = launch_command_parser().parse_args(["--config_file", str(f), "-m", "omnibind.train.cli", "x.yaml"])
+        args, _, _ = _validate_launch_command(args)
+        assert (bool(args.multi_gpu), bool(args.use_fsdp), bool(args.use_deepspeed)) == (multi, fsdp, ds), name
 
 
 def test_feature_store_encodes_once_and_serves_lookups(tiny_model, dataset, tmp_path):
