@@ -341,6 +341,7 @@ def load(
     backend: str | None = None,
     device: str = "cpu",
     config_overrides: dict[str, Any] | None = None,
+    verify_base: bool = True,
 ) -> Model:
     """Load a model.
 
@@ -348,7 +349,9 @@ def load(
     A preset name (see ``presets()``): that architecture, freshly initialised.
     A checkpoint folder (with ``config.json``): its config and trained weights.
     A ``.yaml``/``.json`` config file: that architecture, freshly initialised.
-    ``backend`` overrides ``config.llm.backend`` (e.g. ``"llamacpp"``).
+    ``backend`` overrides ``config.llm.backend`` (e.g. ``"llamacpp"``; a checkpoint's LoRA then runs
+    as a llama.cpp adapter). ``verify_base=False`` skips the check that the checkpoint was trained
+    on this base LLM (for another file of the same weights, e.g. a GGUF export).
     """
     from omnibind.checkpoint import CONFIG_FILE, load_weights
     from omnibind.model import OmnibindModel
@@ -379,9 +382,14 @@ def load(
         config = ModelConfig.from_dict(_deep_merge(config.to_dict(), config_overrides))
     if backend is not None:
         config.llm.backend = backend
+    if config.llm.backend == "llamacpp" and config.llm.lora is not None:
+        from omnibind.llm.backends.llamacpp import build_with_adapter
+
+        core = build_with_adapter(config, weights_dir, device=device, verify_base=verify_base)
+        return Model(core, origin=origin, trained=weights_dir is not None)
     core = OmnibindModel(config, device=device)
     if weights_dir is not None:
-        load_weights(core, weights_dir)
+        load_weights(core, weights_dir, verify_base=verify_base)
     return Model(core, origin=origin, trained=weights_dir is not None)
 
 

@@ -102,8 +102,9 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{p}: corrupt manifest: {e}") from e
 
 
-def load_weights(model: Any, folder: str | Path, *, verify: bool = True) -> dict[str, Any]:
-    """Load ``weights.safetensors`` into ``model`` after checking its hash and the base model."""
+def load_weights(model: Any, folder: str | Path, *, verify: bool = True, verify_base: bool = True) -> dict[str, Any]:
+    """Load ``weights.safetensors`` into ``model`` after checking its hash and the base model
+    (``verify_base=False``: another file of the same base weights, e.g. a GGUF export)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -116,7 +117,7 @@ def load_weights(model: Any, folder: str | Path, *, verify: bool = True) -> dict
         raise CheckpointError(f"{wpath}: hash does not match the manifest (corrupt or replaced file)")
     want = manifest.get("base_llm", {}).get("fingerprint")
     have = llm_fingerprint(model.config.llm.source)
-    if verify and want not in (None, "unknown") and have != "unknown" and want != have:
+    if verify and verify_base and want not in (None, "unknown") and have != "unknown" and want != have:
         raise CheckpointError(
             f"{folder}: trained on base LLM {manifest['base_llm']['source']} ({want}), "
             f"but {model.config.llm.source} is {have}"

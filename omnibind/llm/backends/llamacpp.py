@@ -788,50 +788,63 @@ def _common_prefix(held: torch.Tensor | None, prompt: torch.Tensor) -> int:
 
 
 def load_model(name_or_path: str | Path | None = None, *, device: str = "cpu", source: str | None = None) -> Any:
-    """``omnibind.load(..., backend="llamacpp")`` for checkpoints with LoRA adapters as well.
+    """``omnibind.load(name_or_path, backend="llamacpp")``, optionally on another GGUF.
 
-    The LoRA weights of a checkpoint become a llama.cpp adapter over the unmerged base GGUF
-    (honouring ``llm.lora_media_only``); everything else loads as usual. Checkpoints without
-    LoRA, presets and config files go straight to ``omnibind.load``. ``source`` replaces the
-    config's GGUF (e.g. an f32 export of the same base weights; the base check is then skipped).
+    ``source`` replaces the config's GGUF (e.g. an f32 export of the same base weights; the check
+    that the checkpoint was trained on that base is then skipped). LoRA checkpoints need nothing
+    special: ``omnibind.load`` turns their LoRA weights into a llama.cpp adapter (see
+    ``build_with_adapter``).
     """
     import omnibind
-    from omnibind.api import DEFAULT_MODEL_DIR, Model
-    from omnibind.checkpoint import CONFIG_FILE, WEIGHTS_FILE, llm_fingerprint, read_manifest, sha256_file
-    from omnibind.config import ModelConfig
+
+    if source is None:
+        return omnibind.load(name_or_path, backend="llamacpp", device=device)
+    return omnibind.load(
+        name_or_path,
+        backend="llamacpp",
+        device=device,
+        config_overrides={"llm": {"source": source}},
+        verify_base=False,
+    )
+
+
+def build_with_adapter(config: Any, weights_dir: Path | None, *, device: str = "cpu", verify_base: bool = True) -> Any:
+    """An ``OmnibindModel`` on llama.cpp for a config with LoRA: the checkpoint's LoRA weights become
+    a llama.cpp adapter over the unmerged base GGUF (honouring ``llm.lora_media_only``).
+
+    peft cannot wrap llama.cpp, so the model is built without LoRA and the adapter goes to
+    llama.cpp. Without weights (a preset) the LoRA is untrained (B = 0, no effect): none is made.
+    """
+    from omnibind.checkpoint import WEIGHTS_FILE, llm_fingerprint, read_manifest, sha256_file
     from omnibind.errors import CheckpointError
     from omnibind.model import OmnibindModel
 
-    folder = DEFAULT_MODEL_DIR if name_or_path is None else Path(name_or_path).expanduser()
-    overrides = {"llm": {"source": source}} if source else None
-    if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
-        return omnibind.load(name_or_path, backend="llamacpp", device=device, config_overrides=overrides)
-    config = ModelConfig.load(folder / CONFIG_FILE)
     lora = config.llm.lora
-    if lora is None and source is None:
-        return omnibind.load(name_or_path, backend="llamacpp", device=device)
+    config.llm.lora = None  # the model must not wrap llama.cpp with peft
+    try:
+        core = OmnibindModel(config, device=device)
+    finally:
+        config.llm.lora = lora
+    if weights_dir is None:
+        return core
+    folder = Path(weights_dir)
     manifest = read_manifest(folder)
     wpath = folder / WEIGHTS_FILE
+    if not wpath.is_file():
+        raise CheckpointError(f"{wpath}: missing weights file")
     if sha256_file(wpath) != manifest.get("weights_sha256"):
         raise CheckpointError(f"{wpath}: hash does not match the manifest (corrupt or replaced file)")
     want = manifest.get("base_llm", {}).get("fingerprint")
     have = llm_fingerprint(config.llm.source)
-    if source is None and want not in (None, "unknown") and have != "unknown" and want != have:
+    if verify_base and want not in (None, "unknown") and have != "unknown" and want != have:
         raise CheckpointError(f"{folder}: trained on base LLM {want}, but {config.llm.source} is {have}")
     from safetensors.torch import load_file
 
     state = load_file(str(wpath))
-    config.llm.backend = "llamacpp"
-    config.llm.source = source or config.llm.source
-    config.llm.lora = None  # the model must not wrap llama.cpp with peft: the adapter goes to llama.cpp
-    core = OmnibindModel(config, device=device)
-    config.llm.lora = lora
     core.load_trainable_state_dict({k: v for k, v in state.items() if not k.startswith("llm.")})
-    if lora is not None:
+    lora_state = {k: v for k, v in state.items() if k.startswith("llm.")}
+    if lora is not None and lora_state:
         core.llm.load_peft_lora(
-            {k: v for k, v in state.items() if k.startswith("llm.")},
-            alpha=float(lora.alpha),
-            media_only=bool(getattr(config.llm, "lora_media_only", False)),
+            lora_state, alpha=float(lora.alpha), media_only=bool(getattr(config.llm, "lora_media_only", False))
         )
-    origin = "embedded default" if name_or_path is None else str(name_or_path)
-    return Model(core, origin=origin, trained=True)
+    return core
