@@ -54,6 +54,17 @@ _MODALITY_BY_PREFIX = {
 }
 
 
+def llamacpp_missing() -> str | None:
+    """Why the llama.cpp side cannot run here (None when it can)."""
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        from omnibind.llm.backends.llamacpp import INSTALL_HINT
+
+        return f"llama-cpp-python is not installed ({INSTALL_HINT})"
+    return None
+
+
 def _media(name: str) -> Any:
     from omnibind.messages import MediaPart
 

@@ -295,15 +295,29 @@ def bench(
     model: str | None = ModelOpt,
     tokens: int = typer.Option(32, help="Tokens generated per timing."),
     repeats: int = typer.Option(3, help="Timed repetitions (median reported)."),
+    backends: bool = typer.Option(
+        True, "--backends/--no-backends", help="Also run transformers and llama.cpp side by side (needs the extra)."
+    ),
+    decode_tokens: int = typer.Option(64, help="Tokens per decode-speed timing in the backends comparison."),
     out: Path | None = typer.Option(None, "--out", help="Also write the figures as JSON."),
 ) -> None:
-    """Load time, per-modality encode time and the glue overhead of the model path."""
+    """Load time, per-modality encode time, the glue overhead, and transformers vs llama.cpp."""
     if ctx.invoked_subcommand is not None:
         return
     from omnibind.bench.core import print_report, run_core_bench
 
     results = run_core_bench(model, tokens=tokens, repeats=repeats)
     print_report(results)
+    if backends:
+        from omnibind.bench.backends import bench_backends, llamacpp_missing, print_backends_report
+
+        missing = llamacpp_missing()
+        if missing:
+            typer.echo(f"transformers vs llama.cpp skipped: {missing}")
+            results["backends"] = {"skipped": missing}
+        else:
+            results["backends"] = bench_backends(model, tokens=decode_tokens, repeats=repeats)
+            print_backends_report(results["backends"])
     if out:
         out.write_text(json.dumps(results, indent=2))
 

@@ -258,8 +258,9 @@ def test_lora_checkpoint_runs_as_llamacpp_adapter(
     PILImage.fromarray(np.random.default_rng(0).integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(img)
     ref = omnibind.load(tmp_path / "ckpt")
     ref.core.llm.model.eval()
-    ll = load_model(tmp_path / "ckpt")
-    assert ll.core.llm.name == "llamacpp" and ll.core.llm._adapter is not None
+    # the plain public path: omnibind.load(..., backend="llamacpp") turns the LoRA into an adapter
+    ll = omnibind.load(tmp_path / "ckpt", backend="llamacpp")
+    assert ll.core.llm.name == "llamacpp" and ll.core.llm._adapter is not None and ll.trained
     cands = ["yes", "no", "a red square"]
     convs = ([Message.user("Is it red?")], [Message.user(Image(str(img)), "Is it red?")])
     with_adapter = [ll.score(c, cands) for c in convs]
@@ -269,10 +270,20 @@ def test_lora_checkpoint_runs_as_llamacpp_adapter(
         from omnibind.llm.export_gguf import export_gguf
 
         out = export_gguf(tmp_path / "ckpt", tmp_path / "exported", outtype="f32")
-        exported = load_model(out.folder)
+        exported = omnibind.load(out.folder)  # its config says llamacpp, LoRA kept as an adapter
         assert exported.config.llm.backend == "llamacpp" and exported.core.llm._adapter is not None
         for conv, got in zip(convs, with_adapter):
             np.testing.assert_allclose(exported.score(conv, cands), got, atol=1e-3)
+    # another GGUF of the same base (load_model's source): the base check is skipped, adapter kept
+    same = load_model(tmp_path / "ckpt", source=str(tiny_gguf))
+    assert same.core.llm.gguf_path == tiny_gguf and same.core.llm._adapter is not None
+    np.testing.assert_allclose(same.score(convs[1], cands), with_adapter[1], atol=1e-4)
+    # a LoRA config without weights (untrained, B = 0) builds on llama.cpp without an adapter
+    cfg_file = tmp_path / "lora.json"
+    ModelConfig.from_dict({**tiny_config_dict, "llm": llm}).save(cfg_file)
+    fresh = omnibind.load(cfg_file, backend="llamacpp")
+    assert fresh.core.llm._adapter is None and not fresh.trained
+    assert fresh.chat([Message.user("Hi")], max_new_tokens=2).completion_tokens <= 2
     ll.core.llm._use_adapter(False)  # the base model alone from here on
     ll.core.llm._adapter = None
     ll.core.llm.reset_cache()
