@@ -138,14 +138,16 @@ def glue_overhead(m: Any, image: Path | None, *, tokens: int, repeats: int) -> d
         with torch.inference_mode():
             hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, min_new_tokens=n, do_sample=False)
 
+    from omnibind.llm.backends.transformers import cache_keyword, cache_of
+
     def bare_loop() -> None:
         """The least a KV-cached greedy decode can do: token ids in, argmax out, nothing else."""
         with torch.inference_mode():
             out = hf(input_ids=ids, use_cache=True)
-            past, nxt = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+            past, nxt = cache_of(out), out.logits[:, -1].argmax(-1, keepdim=True)
             for _ in range(n - 1):
-                out = hf(input_ids=nxt, past_key_values=past, use_cache=True)
-                past, nxt = out.past_key_values, out.logits[:, -1].argmax(-1, keepdim=True)
+                out = hf(input_ids=nxt, use_cache=True, **{cache_keyword(hf): past})
+                past, nxt = cache_of(out), out.logits[:, -1].argmax(-1, keepdim=True)
 
     bare()
     bare_t = _median_time(bare, repeats)

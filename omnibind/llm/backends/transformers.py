@@ -8,6 +8,7 @@ gated every-layer injection (forward pre-hooks) covers prompt and generated toke
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,9 @@ class TransformersBackend(LLMBackend):
         with self._injected(injection):
             if positions is None or softcap or not hasattr(lm, "get_decoder"):
                 out = self.model(
-                    inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
+                    inputs_embeds=inputs_embeds,
+                    attention_mask=attention_mask,
+                    position_ids=position_ids,
                     use_cache=False,
                 )
                 return out.logits if positions is None else out.logits[positions]
@@ -165,7 +168,7 @@ class TransformersBackend(LLMBackend):
         history: list[list[int]] = [[] for _ in range(batch)]
         with torch.inference_mode(), self._injected(injection):
             out = self.model(inputs_embeds=embeds, attention_mask=mask, position_ids=_positions(mask), use_cache=True)
-            past = out.past_key_values
+            past, cache_kw = cache_of(out), cache_keyword(self.model)
             logits = out.logits[:, -1, :]
             for _step in range(options.max_new_tokens):
                 next_ids = sample_next(logits.float(), history, options, gen)
@@ -193,11 +196,23 @@ class TransformersBackend(LLMBackend):
                     inputs_embeds=self.embed_tokens(feed),
                     attention_mask=mask,
                     position_ids=pos,
-                    past_key_values=past,
                     use_cache=True,
+                    **{cache_kw: past},
                 )
-                past = out.past_key_values
+                past = cache_of(out)
                 logits = out.logits[:, -1, :]
+
+
+def cache_keyword(model: Any) -> str:
+    """The forward keyword for the KV cache: transformers 5.24 renamed ``past_key_values`` to
+    ``cache`` (the old name still works there but logs a deprecation)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(type(base).forward).parameters else "past_key_values"
+
+
+def cache_of(output: Any) -> Any:
+    """The KV cache of a forward's output, under either name."""
+    return output["cache"] if "cache" in output else output["past_key_values"]
 
 
 def left_pad(seqs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
