@@ -9,7 +9,7 @@ OMNIBIND := $(VENV)/bin/omnibind
 DEB_PACKAGES := espeak-ng sox tuxpaint-stamps-default dataset-fashion-mnist assimp-testmodels chromium chromium-driver
 PYTEST_ARGS ?=
 
-.PHONY: install install-dev sysdeps demo test test-fast test-integration lint bench train-embedded eval-quick clean
+.PHONY: install install-dev sysdeps demo test test-fast test-integration lint bench train-embedded results eval-quick clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -58,6 +58,18 @@ lint: install-dev
 
 bench: install
 	$(OMNIBIND) bench
+
+# Rebuild the embedded default model from scratch (data builders, then the four stages of
+# configs/train/embedded.yaml); writes omnibind/weights/default. Not part of `make test`: see
+# docs/RESULTS.md for its duration on this 2-core CPU.
+train-embedded: install-dev sysdeps
+	$(OMNIBIND) train configs/train/embedded.yaml
+
+# docs/RESULTS.md: held-out results of the embedded default (or MODEL=path/to/checkpoint)
+MODEL ?=
+results: install-dev sysdeps
+	$(OMNIBIND) data build tuxpaint tuxpaint-sounds easy-vqa basicmotions meshes text-chat --out runs/embedded/data
+	$(PY) -m omnibind.train.results --data runs/embedded/data --out runs/embedded/results.json $(if $(MODEL),--model $(MODEL))
 
 eval-quick: install-dev sysdeps
 	$(OMNIBIND) eval quick

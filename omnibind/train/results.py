@@ -63,11 +63,15 @@ def names_object(answer: str, label: str) -> bool:
     return any(f" {f} " in a for f in forms if f)
 
 
-def _read(data: Path, name: str) -> list[Any]:
+def _read_split(data: Path, name: str, split: str) -> list[Any]:
     from omnibind.data.format import read_dataset
 
-    p = data / f"{name}.test.jsonl"
+    p = data / f"{name}.{split}.jsonl"
     return read_dataset(p) if p.is_file() else []
+
+
+def _read(data: Path, name: str) -> list[Any]:
+    return _read_split(data, name, "test")
 
 
 def _unique_items(samples: Sequence[Any], suffix: str) -> list[Any]:
@@ -95,6 +99,47 @@ def tuxpaint_what(model: Any, data: Path, limit: int | None, max_new_tokens: int
         "text_only_accuracy": base_hits / n,
         "text_only_answer": base,
         "examples": examples,
+    }
+
+
+def tuxpaint_ceiling(model: Any, data: Path, limit: int | None) -> dict[str, Any]:
+    """How far the image features alone could take "What is this?" on held-out stamps.
+
+    Every held-out stamp is an object the model never saw, so an answer can only name it through
+    what the training stamps share with it. Three measurements bound that:
+    ``vocabulary``: the object's head word is some training label's head word (any model that only
+    learned training names is capped here); ``nearest_neighbour``: the training stamp closest in the
+    image encoder's pooled features has a label naming the object (what the features separate);
+    ``imagenet_top3``: the image-labels expert's top 3 ImageNet classes name it.
+    """
+    import torch
+
+    from omnibind.encoders.experts import format_labels
+    from omnibind.modalities import load_part
+
+    enc = model.core.encoders["image"]
+    train = _unique_items(_read_split(data, "tuxpaint", "train"), "#caption")
+    test = _unique_items(_read(data, "tuxpaint"), "#caption")[:limit]
+
+    def pooled(items: list[Any]) -> torch.Tensor:
+        out = [
+            enc.encode([load_part(s.to_messages()[0].media[0]) for s in items[i : i + 32]]).pooled
+            for i in range(0, len(items), 32)
+        ]
+        return torch.nn.functional.normalize(torch.cat(out).float(), dim=-1)
+
+    train_heads = {head_word(s.extra["label"]) for s in train}
+    f_test = pooled(test)
+    nearest = (f_test @ pooled(train).T).argmax(dim=1).tolist()
+    labels = enc.labels_from_pooled(f_test, 3) if hasattr(enc, "labels_from_pooled") else [[]] * len(test)
+    n = max(1, len(test))
+    return {
+        "n": len(test),
+        "train_items": len(train),
+        "vocabulary": sum(head_word(s.extra["label"]) in train_heads for s in test) / n,
+        "nearest_neighbour": sum(names_object(train[j].extra["label"], s.extra["label"]) for j, s in zip(nearest, test))
+        / n,
+        "imagenet_top3": sum(names_object(format_labels(lab), s.extra["label"]) for lab, s in zip(labels, test)) / n,
     }
 
 
@@ -189,6 +234,7 @@ def run_results(model_path: str | None, data: Path, *, limit: int | None = None,
         model.config.experts.image_labels = 3
         res["tuxpaint_what_with_labels_expert"] = tuxpaint_what(model, data, limit)
         model.config.experts.image_labels = 0
+    res["tuxpaint_ceiling"] = tuxpaint_ceiling(model, data, limit)
     res["easyvqa_yesno"] = easyvqa_yesno(model, data, limit * 3 if limit else 300)
     res["zero_shot"] = {t: zero_shot(model, data, t, limit) for t in ZERO_SHOT}
     if cache:
@@ -228,6 +274,18 @@ def markdown(res: dict[str, Any]) -> str:
         ),
         f"| easy-vqa yes/no | {v['n']} | {pct(v['accuracy'])} | {pct(v['text_only_accuracy'])} | "
         f"{pct(v['majority'])} |",
+        *(
+            [
+                "",
+                "| held-out Tux Paint: what the image features allow | n | share |",
+                "|---|---|---|",
+                f"| object's head word is a training label's head word | {c['n']} | {pct(c['vocabulary'])} |",
+                f"| nearest training stamp (image features) names it | {c['n']} | {pct(c['nearest_neighbour'])} |",
+                f"| ImageNet top-3 labels (the expert) name it | {c['n']} | {pct(c['imagenet_top3'])} |",
+            ]
+            if (c := res.get("tuxpaint_ceiling"))
+            else []
+        ),
         "",
         "| zero-shot (projector saw images only) | n | labels | chance | text-only | LLM | LLM, calibrated | "
         "LLM + cache | LLM + cache, calibrated | bind space only |",
