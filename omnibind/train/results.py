@@ -198,6 +198,54 @@ def zero_shot(model: Any, data: Path, task: str, limit: int | None) -> dict[str,
     }
 
 
+BIND_PAIRS = {
+    # test file: the pair kinds measured on it (each way), as the bind stages trained them
+    "tuxpaint": [("image", "text")],
+    "tuxpaint-sounds": [("audio", "image"), ("audio", "text")],
+    "basicmotions": [("imu", "text")],
+    "meshes": [("depth", "image"), ("depth", "text"), ("points", "image"), ("points", "text")],
+}
+
+
+def bind_retrieval(model: Any, data: Path, limit: int | None) -> dict[str, Any]:
+    """Recall@1/@5 both ways per pair kind in the bind space, on the TEST pairs, with chance.
+
+    Candidates are the distinct partners (a caption shared by several items counts once), so chance
+    is k / candidates (see ``recall_at_k``).
+    """
+    import torch
+
+    from omnibind.train.data import load_samples, pairs_of
+    from omnibind.train.features import part_key
+    from omnibind.train.losses import recall_at_k
+
+    vectors: dict[str, np.ndarray] = {}
+
+    def embed(parts: list[Any]) -> torch.Tensor:
+        keys = [part_key(p) or f"object:{id(p)}" for p in parts]
+        todo = {k: p for k, p in zip(keys, parts) if k not in vectors}
+        items = list(todo.items())
+        for i in range(0, len(items), 32):
+            chunk = items[i : i + 32]
+            for (k, _), v in zip(chunk, model.embed([p for _, p in chunk])):
+                vectors[k] = v
+        return torch.from_numpy(np.stack([vectors[k] for k in keys]))
+
+    out: dict[str, Any] = {}
+    for name, kinds in BIND_PAIRS.items():
+        path = data / f"{name}.test.jsonl"
+        if not path.is_file():
+            continue
+        for kind, pairs in pairs_of(load_samples([path]), kinds).items():
+            pairs = pairs[:limit] if limit else pairs
+            if len(pairs) < 2:
+                continue
+            za, zb = embed([p.a for p in pairs]), embed([p.b for p in pairs])
+            out[f"{kind[0]}->{kind[1]}"] = recall_at_k(za, zb, [p.key_b for p in pairs], (1, 5))
+            out[f"{kind[1]}->{kind[0]}"] = recall_at_k(zb, za, [p.key_a for p in pairs], (1, 5))
+    return out
+
+
 def build_image_cache(model: Any, data: Path, out: Path) -> Path:
     """A retrieval cache of TRAINING image bind vectors (tuxpaint, mesh renders), for ImageBind-LLM's blend."""
     from omnibind.bind.cache import build_image_cache as build
@@ -235,6 +283,7 @@ def run_results(model_path: str | None, data: Path, *, limit: int | None = None,
         res["tuxpaint_what_with_labels_expert"] = tuxpaint_what(model, data, limit)
         model.config.experts.image_labels = 0
     res["tuxpaint_ceiling"] = tuxpaint_ceiling(model, data, limit)
+    res["bind_retrieval"] = bind_retrieval(model, data, limit)
     res["easyvqa_yesno"] = easyvqa_yesno(model, data, limit * 3 if limit else 300)
     res["zero_shot"] = {t: zero_shot(model, data, t, limit) for t in ZERO_SHOT}
     if cache:
@@ -291,6 +340,17 @@ def markdown(res: dict[str, Any]) -> str:
         "LLM + cache | LLM + cache, calibrated | bind space only |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
+    if res.get("bind_retrieval"):
+        lines[-3:-3] = [
+            "| bind-space retrieval (test pairs) | queries | candidates | R@1 | chance@1 | R@5 | chance@5 |",
+            "|---|---|---|---|---|---|---|",
+            *(
+                f"| {pair} | {r['queries']} | {r['candidates']} | {pct(r['recall@1'])} | {pct(r['chance@1'])} | "
+                f"{pct(r['recall@5'])} | {pct(r['chance@5'])} |"
+                for pair, r in res["bind_retrieval"].items()
+            ),
+            "",
+        ]
     for task, z in res["zero_shot"].items():
         if not z.get("n"):
             continue

@@ -63,6 +63,7 @@ def data_dir(tmp_path: Path) -> Path:
                 {"role": "assistant", "content": f"A {label}."},
             ],
             "task": "caption",
+            "caption": f"A {label}.",
             "label": label,
         }
 
@@ -95,7 +96,18 @@ def test_measurements_on_the_tiny_model(tiny_model, data_dir):
     vqa = R.easyvqa_yesno(tiny_model, data_dir, None)
     assert vqa["n"] == 2 and vqa["majority"] == 0.5 and 0 <= vqa["accuracy"] <= 1
     assert R.zero_shot(tiny_model, data_dir, "sound", None) == {"n": 0}  # no file: skipped, not an error
+    recall = R.bind_retrieval(tiny_model, data_dir, None)
+    assert set(recall) == {"image->text", "text->image"}
+    assert recall["image->text"]["candidates"] == 2 and recall["image->text"]["chance@1"] == 0.5
+    assert recall["image->text"]["recall@5"] == 1.0  # 2 candidates: always in the top 5
     table = R.markdown(
-        {"tuxpaint_what": what, "tuxpaint_ceiling": ceiling, "easyvqa_yesno": vqa, "zero_shot": {"sound": {"n": 0}}}
+        {
+            "tuxpaint_what": what,
+            "tuxpaint_ceiling": ceiling,
+            "easyvqa_yesno": vqa,
+            "bind_retrieval": recall,
+            "zero_shot": {"sound": {"n": 0}},
+        }
     )
     assert "| Tux Paint" in table and "| easy-vqa yes/no | 2 |" in table and "nearest training stamp" in table
+    assert "| image->text | 2 | 2 | " in table
