@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -492,7 +493,9 @@ def apply_lora(backend: LLMBackend, lora: Any) -> None:
     cfg = LoraConfig(
         r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=list(lora.target_modules)
     )
-    backend.model = get_peft_model(backend.model, cfg)  # type: ignore[attr-defined]
+    with warnings.catch_warnings():  # peft asks transformers 5.x a deprecated property: not ours to fix
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        backend.model = get_peft_model(backend.model, cfg)  # type: ignore[attr-defined]
 
 
 def _match_embedding_scale(proj: Projector, bind_dim: int, llm: LLMBackend) -> None:
