@@ -8,7 +8,15 @@ print(model.chat([Message.user(Image("cat.png"), "What is this?")]))
 
 from __future__ import annotations
 
+import os as _os
 from typing import TYPE_CHECKING, Any
+
+# torch and llama.cpp share one OpenMP runtime in a process (libgomp.so.1, loaded by whichever comes
+# first), and it reads its wait policy only when it loads, i.e. at the first `import torch`. Its
+# default, spinning waits, stalls every parallel op whenever a waiting thread is descheduled: on 2
+# cores shared with other jobs, decoding measured 2.8 tokens/s (transformers) and 1-18 (llama.cpp)
+# with spinning waits, 10 and ~40 with sleeping ones. A value set by the user wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from omnibind.messages import (
     IMU,
