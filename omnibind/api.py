@@ -267,7 +267,9 @@ class Model:
                 "trainable": bool(e.trainable),
                 "fingerprint": e.fingerprint(),
             }
-        llm_params = sum(p.numel() for p in getattr(core.llm, "model", torch.nn.Module()).parameters())
+        llm_params = getattr(core.llm, "num_parameters", None) or sum(
+            p.numel() for p in getattr(core.llm, "model", torch.nn.Module()).parameters()
+        )
         return {
             "name": self.config.name,
             "origin": self.origin,

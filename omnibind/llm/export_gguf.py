@@ -393,6 +393,7 @@ def export_gguf(
             },
         }
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+        _default_permissions(tmp)
         if dest.exists():
             shutil.rmtree(dest)
         os.replace(tmp, dest)
@@ -401,6 +402,16 @@ def export_gguf(
             shutil.rmtree(tmp, ignore_errors=True)
     gguf_path = dest / GGUF_FILE
     return ExportResult(dest, gguf_path, outtype, n, gguf_path.stat().st_size)
+
+
+def _default_permissions(folder: Path) -> None:
+    """The modes a plain mkdir / file write would give (mkdtemp makes 0700, safetensors writes 0600),
+    so an exported folder can be shared like any other."""
+    mask = os.umask(0)
+    os.umask(mask)
+    folder.chmod(0o777 & ~mask)
+    for f in folder.iterdir():
+        f.chmod(0o666 & ~mask)
 
 
 def _save_weights(state: dict[str, Any], path: Path) -> None:

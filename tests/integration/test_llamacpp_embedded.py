@@ -96,3 +96,24 @@ def test_exported_dequantised_copy_answers_like_the_original(ll, smollm_dir: Pat
     finally:
         copy.close()
     assert same >= len(PROMPTS) - 1, f"only {same}/{len(PROMPTS)} greedy answers agree on 10 tokens"
+
+
+def test_embedded_default_model_on_llamacpp():
+    """`omnibind.load(backend="llamacpp")`: the trained default, its media-only LoRA as an adapter."""
+    import omnibind
+    from omnibind.messages import Image, Message
+
+    root = Path(__file__).resolve().parents[2]
+    m = omnibind.load(backend="llamacpp")
+    assert m.core.llm.name == "llamacpp" and m.core.llm._adapter is not None and m.trained
+    reply = m.chat([Message.user(Image(str(root / "examples" / "image_cat.jpg")), "What is in this picture?")])
+    assert reply.text.strip() and reply.completion_tokens > 0
+    assert "paris" in m.chat("What is the capital of France?", max_new_tokens=16).text.lower()
+
+
+def test_gated_preset_refused_on_llamacpp():
+    import omnibind
+    from omnibind.errors import BackendUnsupportedError
+
+    with pytest.raises(BackendUnsupportedError, match="gated every-layer injection"):
+        omnibind.load("imagebind-llm-embedded", backend="llamacpp")

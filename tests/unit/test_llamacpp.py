@@ -7,6 +7,7 @@ row permutation, tokenizer metadata) and the backend (embedding inputs, position
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -193,6 +194,38 @@ def test_model_on_llamacpp_and_gated_refused(tiny_config_dict: dict, tiny_gguf: 
         OmnibindModel(gated)
 
 
+def test_server_batches_on_llamacpp(tiny_config_dict: dict, tiny_gguf: Path):
+    """The server's micro-batcher on llama.cpp: requests share one decode, answers match solo runs."""
+    import asyncio
+
+    from omnibind.api import Model
+    from omnibind.config import ModelConfig
+    from omnibind.messages import Image, Message
+    from omnibind.model import OmnibindModel
+    from omnibind.serve.batching import Batcher
+
+    cfg = ModelConfig.from_dict({**tiny_config_dict, "llm": {"backend": "llamacpp", "source": str(tiny_gguf)}})
+    m = Model(OmnibindModel(cfg), origin="t", trained=False)
+    greedy = {"max_new_tokens": 6, "temperature": 0.0, "stop": []}
+    img = np.random.default_rng(1).integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    convs = [[Message.user("Hello there")], [Message.user("Tell me more")], [Message.user(Image(img), "What?")]]
+    solo = [m.generate([c], max_new_tokens=6)[0].text for c in convs]
+
+    async def run():
+        batcher = Batcher(m, max_batch_size=4, autostart=False)
+        try:
+            handles = [batcher.submit_chat(c, greedy) for c in convs]
+            batcher.start()
+            return [await h.result() for h in handles]
+        finally:
+            batcher.close()
+
+    results = asyncio.run(run())
+    assert [r.text for r in results] == solo
+    assert all(r.batch_size == 3 for r in results)
+    assert m.info()["llm"]["parameters"] > 0  # read from the GGUF (no torch parameters to count)
+
+
 def test_export_roundtrip_with_lora(tmp_path: Path, tiny_config_dict: dict):
     """A LoRA-tuned tiny model exported to GGUF answers like the original on transformers."""
     import omnibind
@@ -210,6 +243,10 @@ def test_export_roundtrip_with_lora(tmp_path: Path, tiny_config_dict: dict):
                 p.normal_(0, 0.5, generator=torch.Generator().manual_seed(len(n)))
     src.save(tmp_path / "ckpt")
     out = export_gguf(tmp_path / "ckpt", tmp_path / "exported", outtype="f32")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.folder.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
+    assert {f.stat().st_mode & 0o777 for f in out.folder.iterdir()} == {0o666 & ~umask}
     loaded = omnibind.load(out.folder)
     assert loaded.config.llm.backend == "llamacpp" and loaded.core.llm.name == "llamacpp"
     conv = [Message.user("Tell me something.")]

@@ -49,10 +49,11 @@ def _lib() -> Any:
     with _INIT_LOCK:
         if "lib" in _STATE:
             return _STATE["lib"]
-        # ggml's OpenMP workers spin while waiting for work; on a CPU shared with other processes
-        # (or with torch's own OpenMP pool) a descheduled spinner stalls every step, measured here
-        # as 1 token/s instead of 40 with 2 threads on 2 busy cores. Sleeping waits cost ~10%.
-        # Read once when llama.cpp's libgomp loads, so it must be set before the import.
+        # ggml's OpenMP workers spin while waiting for work by default; on a CPU shared with other
+        # processes a descheduled spinner stalls every step (1 token/s instead of ~40 with 2 threads
+        # on 2 busy cores). libgomp reads the policy once, when it loads, and torch usually loads it
+        # first (llama.cpp then reuses torch's libgomp.so.1): `import omnibind` sets it before any
+        # torch import; this line only matters when llama_cpp is the first to load libgomp.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             import llama_cpp as lib
@@ -303,6 +304,7 @@ class LlamaCppBackend(LLMBackend):
         self.num_layers = int(lib.llama_model_n_layer(model))
         self.vocab_size = int(lib.llama_vocab_n_tokens(self._vocab))
         self.n_ctx_train = int(lib.llama_model_n_ctx_train(model))
+        self.num_parameters = int(lib.llama_model_n_params(model))
         self.eos_token_ids = {t for t in range(self.vocab_size) if lib.llama_vocab_is_eog(self._vocab, t)}
 
     def _make_context(self, n_seq_max: int) -> None:
