@@ -348,6 +348,9 @@ def markdown(res: dict[str, Any]) -> str:
                 f"| {pair} | {r['queries']} | {r['candidates']} | {pct(r['recall@1'])} | {pct(r['chance@1'])} | "
                 f"{pct(r['recall@5'])} | {pct(r['chance@5'])} |"
                 for pair, r in res["bind_retrieval"].items()
+                # text → medium is ill-posed where items share a caption (10 recordings say "walking";
+                # only one counts as the partner): reported in the JSON, left out of the table
+                if not pair.startswith("text->")
             ),
             "",
         ]
