@@ -6,6 +6,11 @@ and KV-cache reuse across chat turns (second turn's prompt evaluation vs re-eval
 
 Both backends get the very same omnibind-side weights (bind heads, projectors): the llama.cpp model
 copies them from the transformers one, so differences come from the LLM engines alone.
+
+llama.cpp runs the model's own GGUF (the embedded default: its 4-bit Q4_1 file) and, as a second
+column, an f16 GGUF of the very weights transformers runs (``exact``). llama.cpp's 4-bit kernels
+round the activations to 8 bits inside every matrix product, which alone changes greedy answers of
+a 135M model; the f16 column shows what the engine gives without that rounding.
 """
 
 from __future__ import annotations
@@ -71,26 +76,66 @@ def _media(name: str) -> Any:
     return MediaPart(_MODALITY_BY_PREFIX[name.split("_")[0]], str(EXAMPLES / name))
 
 
-def _load_pair(model: str | None, gguf: str | None = None) -> tuple[Any, Any, dict[str, float]]:
-    """Both models; LLM-only load times measured after the imports (second construction of each)."""
+def exact_gguf(source: str) -> Path | None:
+    """An f16 GGUF of the exact weights the transformers backend runs for ``source`` (built once,
+    cached); None when the source is a GGUF already (no transformers copy to match)."""
+    import hashlib
+
+    from omnibind.llm.backends.transformers import resolve_llm_source
+    from omnibind.llm.embedded import cache_root
+    from omnibind.llm.export_gguf import _tokenizer_source, write_llama_gguf
+
+    if source.lower().endswith(".gguf"):
+        return None
+    hf_dir = Path(resolve_llm_source(source))
+    if not hf_dir.is_dir():
+        return None
+    files = sorted(f for f in hf_dir.iterdir() if f.suffix in (".safetensors", ".json"))
+    key = ";".join(f"{f.resolve()}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    path = cache_root() / "llamacpp-exact" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}-f16.gguf"
+    if not path.is_file():
+        from transformers import AutoModelForCausalLM
+
+        hf = AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype="float32")
+        base_gguf, tok_dir, pre = _tokenizer_source(source, "auto")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        write_llama_gguf(hf, tmp, outtype="f16", tokenizer_dir=tok_dir, base_gguf=base_gguf, tokenizer_pre=pre)
+        tmp.replace(path)
+    return path
+
+
+def _load_models(model: str | None, gguf: str | None = None, exact: bool = True) -> tuple[dict[str, Any], dict]:
+    """transformers, llama.cpp on the model's GGUF (or ``gguf``), and llama.cpp on the exact f16 copy;
+    LLM-only load times measured after the imports (second construction of each)."""
     import omnibind
     from omnibind.llm.backends.base import LLM_BACKENDS
     from omnibind.llm.backends.llamacpp import load_model
 
     tf = omnibind.load(model, backend="transformers")
     tf.core.llm.model.eval()  # peft's LoRA dropout modules start in training mode
-    ll = load_model(model, source=gguf)
-    if not ll.trained:  # fresh projectors differ between two builds: give llama.cpp the same ones
-        state = tf.core.trainable_state_dict()
-        ll.core.load_trainable_state_dict({k: v for k, v in state.items() if not k.startswith("llm.")})
+    models = {"transformers": tf, "llamacpp": load_model(model, source=gguf)}
+    f16 = exact_gguf(tf.config.llm.source) if exact else None
+    if f16 is not None:
+        models["llamacpp_f16"] = load_model(model, source=str(f16))
+    state = tf.core.trainable_state_dict()
+    for ll in list(models.values())[1:]:
+        if not ll.trained:  # fresh projectors differ between two builds: give llama.cpp the same ones
+            ll.core.load_trainable_state_dict({k: v for k, v in state.items() if not k.startswith("llm.")})
     times = {}
-    for name, m in (("transformers", tf), ("llamacpp", ll)):
-        cls = LLM_BACKENDS.get(name)
+    for name, m in models.items():
+        cls = LLM_BACKENDS.get(m.core.llm.name)
         t = time.perf_counter()
         b = cls(m.core.llm.source, dtype=m.config.llm.dtype)
         times[name] = time.perf_counter() - t
         del b
-    return tf, ll, times
+    return models, times
+
+
+def _load_pair(model: str | None, gguf: str | None = None) -> tuple[Any, Any, dict[str, float]]:
+    """transformers and llama.cpp (on the model's GGUF, or ``gguf``), and their LLM load times."""
+    models, times = _load_models(model, gguf, exact=False)
+    return models["transformers"], models["llamacpp"], times
 
 
 def _timed_steps(model: Any, conv: Any, max_new: int) -> tuple[list[int], list[float], float]:
@@ -170,7 +215,16 @@ def agreement(tf: Any, ll: Any, *, n_tokens: int = 10) -> dict[str, Any]:
     }
 
 
-def kv_reuse(ll: Any, image: Path | None, *, repeats: int) -> dict[str, float]:
+KV_CHATS = {
+    # the model answers image questions in a few words: a short history, most of turn 2 is new
+    "image chat": ("image_cat.jpg", "Describe this picture in a few sentences, then list three things you notice."),
+    # a text question it answers at length
+    "text chat": (None, "Give me three tips for sleeping better."),
+}
+FOLLOW_UP = "Now summarise that in five words."
+
+
+def kv_reuse(ll: Any, image: Path | None, *, repeats: int, question: str | None = None) -> dict[str, float]:
     """A chat's second turn with the first turn (prompt and reply) cached vs the whole history from scratch.
 
     Timed at the backend, from ``generate`` to the first token, on the assembled embeddings, so
@@ -183,10 +237,10 @@ def kv_reuse(ll: Any, image: Path | None, *, repeats: int) -> dict[str, float]:
 
     core = ll.core
     media = [MediaPart("image", str(image))] if image else []
-    first = [Message.user(*media, "Describe this picture in a few sentences, then list three things you notice.")]
+    first = [Message.user(*media, question or KV_CHATS["image chat"][1])]
     opts = GenerationOptions(max_new_tokens=48)
     reply = ll.chat(first, max_new_tokens=opts.max_new_tokens)
-    second = [*first, Message.assistant(reply.text), Message.user("Now summarise that in five words.")]
+    second = [*first, Message.assistant(reply.text), Message.user(FOLLOW_UP)]
     with torch.inference_mode():
         emb1 = core.build_inputs(core.prepare(first), add_generation_prompt=True)[0].embeds
         emb2 = core.build_inputs(core.prepare(second), add_generation_prompt=True)[0].embeds
@@ -203,12 +257,13 @@ def kv_reuse(ll: Any, image: Path | None, *, repeats: int) -> dict[str, float]:
         core.llm.reset_cache()
         for _step in core.llm.generate([emb1], opts):  # turn 1 as a chat leaves it: prompt + reply cached
             pass
-        kept.append(max(core.llm.cache_lengths()))
+        kept.append(core.llm.cached_prefix(emb2))  # what turn 2 reuses (the reply may re-tokenise differently)
         reused.append(time_first(emb2))
         core.llm.reset_cache()
         full.append(time_first(emb2))
     r, f = statistics.median(reused), statistics.median(full)
     return {
+        "first_reply": reply.text,
         "history_positions": int(emb2.shape[0]),
         "cached_positions": int(min(kept)),
         "second_turn_seconds": r,
@@ -225,36 +280,50 @@ def bench_backends(
     agreement_tokens: int = 10,
     threads: int | None = None,
     gguf: str | None = None,
+    exact: bool = True,
 ) -> dict[str, Any]:
-    """Run every measurement on both backends in one process; returns a JSON-able dict.
+    """Run every measurement on every engine in one process; returns a JSON-able dict.
 
     ``threads`` sets torch's and llama.cpp's thread count alike (default: torch's current);
-    ``gguf`` runs llama.cpp on another GGUF of the same base (e.g. an f32 export of the HF copy)."""
+    ``gguf`` runs llama.cpp on another GGUF of the same base (e.g. an f32 export of the HF copy);
+    ``exact`` adds llama.cpp on an f16 GGUF of the weights transformers runs (column ``llamacpp_f16``)."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     image = EXAMPLES / "image_cat.jpg"
-    tf, ll, load = _load_pair(model_name_or_path, gguf)
+    models, load = _load_models(model_name_or_path, gguf, exact)
+    tf = models["transformers"]
+    lls = {k: m for k, m in models.items() if k != "transformers"}
     res: dict[str, Any] = {
         "model": model_name_or_path or "embedded default",
         "threads": torch.get_num_threads(),
-        "llamacpp_gguf": str(ll.core.llm.gguf_path),
+        "engines": list(models),
+        "gguf": {k: str(m.core.llm.gguf_path) for k, m in lls.items()},
+        "llamacpp_gguf": str(lls["llamacpp"].core.llm.gguf_path),
         "load_seconds": load,
     }
-    speed = {
-        "transformers": decode_speed(tf, tokens=tokens, repeats=repeats),
-        "llamacpp": decode_speed(ll, tokens=tokens, repeats=repeats),
-    }
-    speed["ratio"] = speed["llamacpp"]["tokens_per_second"] / speed["transformers"]["tokens_per_second"]
+    speed: dict[str, Any] = {k: decode_speed(m, tokens=tokens, repeats=repeats) for k, m in models.items()}
+    base = speed["transformers"]["tokens_per_second"]
+    speed["ratio"] = speed["llamacpp"]["tokens_per_second"] / base
+    speed["ratios"] = {k: speed[k]["tokens_per_second"] / base for k in lls}
     res["decode"] = speed
     if image.is_file():
         res["first_token_with_image_seconds"] = {
-            "transformers": first_token_with_image(tf, image, repeats=repeats)["seconds"],
-            "llamacpp": first_token_with_image(ll, image, repeats=repeats)["seconds"],
+            k: first_token_with_image(m, image, repeats=repeats)["seconds"] for k, m in models.items()
         }
-    res["agreement"] = agreement(tf, ll, n_tokens=agreement_tokens)
-    res["kv_reuse"] = kv_reuse(ll, image if image.is_file() else None, repeats=repeats)
+    res["agreement"] = agreement(tf, lls["llamacpp"], n_tokens=agreement_tokens)
+    res["agreement_by_engine"] = {
+        k: agreement(tf, m, n_tokens=agreement_tokens) for k, m in lls.items() if k != "llamacpp"
+    }
+    res["agreement_by_engine"]["llamacpp"] = res["agreement"]
+    kv = {}
+    for name, (media, question) in KV_CHATS.items():
+        if media is None or (EXAMPLES / media).is_file():
+            kv[name] = kv_reuse(
+                lls["llamacpp"], EXAMPLES / media if media else None, repeats=repeats, question=question
+            )
+    res["kv_reuse"] = kv
     return res
 
 
@@ -262,46 +331,67 @@ def print_backends_report(r: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"omnibind bench backends — {r['model']} ({r['threads']} threads; {Path(r['llamacpp_gguf']).name})")
+    engines = r.get("engines", ["transformers", "llamacpp"])
+    lls = [e for e in engines if e != "transformers"]
+    ggufs = r.get("gguf", {"llamacpp": r["llamacpp_gguf"]})
+    names = "; ".join(f"{e}: {Path(g).name}" for e, g in ggufs.items())
+    t = Table(title=f"omnibind bench backends — {r['model']} ({r['threads']} threads; {names})")
     t.add_column("measure")
-    t.add_column("transformers", justify="right")
-    t.add_column("llamacpp", justify="right")
-    t.add_column("llamacpp / transformers", justify="right")
+    for e in engines:
+        t.add_column(e, justify="right")
+    for e in lls:
+        t.add_column(f"{e} / transformers", justify="right")
+    pad = [""] * len(lls)
     ld, dc = r["load_seconds"], r["decode"]
-    t.add_row("LLM load (s)", f"{ld['transformers']:.2f}", f"{ld['llamacpp']:.2f}", "")
+    t.add_row("LLM load (s)", *[f"{ld[e]:.2f}" for e in engines], *pad)
+    ratios = dc.get("ratios", {"llamacpp": dc["ratio"]})
     t.add_row(
         "decode tokens/s",
-        f"{dc['transformers']['tokens_per_second']:.1f}",
-        f"{dc['llamacpp']['tokens_per_second']:.1f}",
-        f"{dc['ratio']:.2f}×",
+        *[f"{dc[e]['tokens_per_second']:.1f}" for e in engines],
+        *[f"{ratios[e]:.2f}×" for e in lls],
     )
     if "first_token_with_image_seconds" in r:
         ft = r["first_token_with_image_seconds"]
         t.add_row(
             "time to first token, with an image (s)",
-            f"{ft['transformers']:.3f}",
-            f"{ft['llamacpp']:.3f}",
-            f"{ft['llamacpp'] / ft['transformers']:.2f}×",
+            *[f"{ft[e]:.3f}" for e in engines],
+            *[f"{ft[e] / ft['transformers']:.2f}×" for e in lls],
         )
-    ag = r["agreement"]
-    t.add_row("greedy agreement, first 10 tokens", "", f"{ag['agree']}/{ag['cases']}", f"{ag['rate'] * 100:.0f}%")
-    kv = r["kv_reuse"]
+    by = r.get("agreement_by_engine", {"llamacpp": r["agreement"]})
     t.add_row(
-        f"2nd turn prompt eval, {kv['cached_positions']}/{kv['history_positions']} cached (s)",
+        "greedy agreement with transformers, first 10 tokens",
         "",
-        f"{kv['second_turn_seconds']:.3f}",
-        "",
+        *[f"{by[e]['agree']}/{by[e]['cases']}" for e in lls],
+        *[f"{by[e]['rate'] * 100:.0f}%" for e in lls],
     )
-    t.add_row(
-        "whole history re-evaluated (s)", "", f"{kv['full_history_seconds']:.3f}", f"{kv['ratio'] * 100:.0f}% of it"
-    )
+    kvs = r["kv_reuse"]
+    if "ratio" in kvs:  # one chat (older results)
+        kvs = {"chat": kvs}
+    blank = [""] * (len(engines) - 2)
+    for name, kv in kvs.items():
+        t.add_row(
+            f"{name}: 2nd turn prompt eval, {kv['cached_positions']}/{kv['history_positions']} positions cached (s)",
+            "",
+            f"{kv['second_turn_seconds']:.3f}",
+            *blank,
+            *pad,
+        )
+        t.add_row(
+            f"{name}: whole history re-evaluated (s)",
+            "",
+            f"{kv['full_history_seconds']:.3f}",
+            *blank,
+            f"{kv['ratio'] * 100:.0f}% of it",
+            *pad[1:],
+        )
     c = Console()
     c.print(t)
-    for d in ag["disagreements"]:
-        c.print(
-            f"disagree at token {d['first_difference']}: {d['prompt']!r}\n"
-            f"  transformers: {d['transformers']!r}\n  llamacpp:     {d['llamacpp']!r}"
-        )
+    for e in lls:
+        for d in by[e]["disagreements"]:
+            c.print(
+                f"{e} disagrees at token {d['first_difference']}: {d['prompt']!r}\n"
+                f"  transformers: {d['transformers']!r}\n  {e}: {' ' * max(0, 12 - len(e))}{d['llamacpp']!r}"
+            )
 
 
 def bench_backends_command(
@@ -312,10 +402,13 @@ def bench_backends_command(
     repeats: int = typer.Option(3, help="Timed repetitions (median reported)."),
     threads: int | None = typer.Option(None, help="Threads for both engines (default: torch's current count)."),
     gguf: str | None = typer.Option(None, "--gguf", help="Run llama.cpp on this GGUF of the same base weights."),
+    exact: bool = typer.Option(
+        True, "--exact/--no-exact", help="Also run llama.cpp on an f16 GGUF of the weights transformers runs."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Also write the figures as JSON."),
 ) -> None:
     """transformers vs llama.cpp in one run: load, decode speed, first token with an image, agreement, KV reuse."""
-    results = bench_backends(model, tokens=tokens, repeats=repeats, threads=threads, gguf=gguf)
+    results = bench_backends(model, tokens=tokens, repeats=repeats, threads=threads, gguf=gguf, exact=exact)
     print_backends_report(results)
     if out:
         out.write_text(json.dumps(results, indent=2))

@@ -117,3 +117,16 @@ def test_gated_preset_refused_on_llamacpp():
 
     with pytest.raises(BackendUnsupportedError, match="gated every-layer injection"):
         omnibind.load("imagebind-llm-embedded", backend="llamacpp")
+
+
+def test_chat_second_turn_reuses_the_first():
+    """The embedded model's replies re-tokenise as generated, so turn 2 evaluates only its new rows."""
+    from omnibind.bench.backends import EXAMPLES, kv_reuse
+    from omnibind.llm.backends.llamacpp import load_model
+
+    m = load_model(None)
+    for image, question in ((EXAMPLES / "image_cat.jpg", None), (None, "Give me three tips for sleeping better.")):
+        kv = kv_reuse(m, image, repeats=1, question=question)
+        new_turn = kv["history_positions"] - kv["cached_positions"]
+        assert 10 <= new_turn <= 25, kv  # "<|im_end|>\n<|im_start|>user\n...<|im_start|>assistant\n"
+        assert kv["second_turn_seconds"] < kv["full_history_seconds"]

@@ -132,6 +132,8 @@ def test_kv_cache_reuse_across_turns(ll):
     held = max(ll.cache_lengths())
     assert held == first.shape[0] + len(reply) - 1  # the last sampled token was never fed
     follow = torch.cat([first, ll.embed_tokens(reply), _prompt(ll, "<|im_end|>\n<|im_start|>user\nMore?")])
+    assert ll.cached_prefix(follow) == held  # all that turn 1 left in the cache is reused
+    assert ll.cached_prefix(first[:5]) == 4  # at least one row is always evaluated
     again = _greedy(ll, [follow], n=6)[0]
     assert max(ll.cache_lengths()) >= follow.shape[0]
     ll.reset_cache()
@@ -327,3 +329,42 @@ def test_lora_checkpoint_runs_as_llamacpp_adapter(
     moved = [float(np.abs(ll.score(c, cands) - w).max()) for c, w in zip(convs, with_adapter)]
     assert moved[1] > 0.05  # the adapter acts on the conversation with media
     assert (moved[0] < 1e-4) if media_only else (moved[0] > 0.05)
+
+
+def test_bench_backends_end_to_end_on_the_tiny_model(
+    tmp_path: Path, tiny_config_dict: dict, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The whole backends bench on the tiny model: three engines, every figure present and sane.
+
+    The f16 copy of the transformers weights is built once into the cache and then reused."""
+    import json
+
+    from omnibind.bench import backends as bb
+    from omnibind.config import ModelConfig
+
+    monkeypatch.setenv("OMNIBIND_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(bb, "TEXT_PROMPTS", bb.TEXT_PROMPTS[:2])
+    monkeypatch.setattr(bb, "MEDIA_PROMPTS", bb.MEDIA_PROMPTS[:2])
+    cfg = tmp_path / "tiny.json"
+    ModelConfig.from_dict(tiny_config_dict).save(cfg)
+    f16 = bb.exact_gguf(tiny_config_dict["llm"]["source"])
+    assert f16 is not None and f16.parent == tmp_path / "cache" / "llamacpp-exact"
+    stamp = f16.stat().st_mtime_ns
+    assert bb.exact_gguf(tiny_config_dict["llm"]["source"]) == f16 and f16.stat().st_mtime_ns == stamp
+    assert bb.exact_gguf(str(tiny_gguf)) is None
+
+    r = bb.bench_backends(str(cfg), tokens=6, repeats=1, gguf=str(tiny_gguf))
+    json.dumps(r)  # JSON-able
+    assert r["engines"] == ["transformers", "llamacpp", "llamacpp_f16"]
+    assert r["gguf"] == {"llamacpp": str(tiny_gguf), "llamacpp_f16": str(f16)}
+    for e in r["engines"]:
+        assert r["load_seconds"][e] > 0 and r["decode"][e]["tokens_per_second"] > 0
+        assert r["first_token_with_image_seconds"][e] > 0
+    assert r["decode"]["ratio"] == r["decode"]["ratios"]["llamacpp"]
+    # same f32 weights (llamacpp) and their f16 copy: the tiny random model agrees on all 4 cases
+    assert r["agreement"]["cases"] == 4 and r["agreement"]["rate"] == 1.0
+    assert r["agreement_by_engine"]["llamacpp_f16"]["cases"] == 4
+    assert set(r["kv_reuse"]) == {"image chat", "text chat"}
+    for kv in r["kv_reuse"].values():
+        assert 0 < kv["cached_positions"] < kv["history_positions"] and kv["ratio"] > 0
+    bb.print_backends_report(r)

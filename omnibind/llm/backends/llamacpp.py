@@ -523,6 +523,12 @@ class LlamaCppBackend(LLMBackend):
                 if not s.busy:
                     self._truncate(s, 0)
 
+    def cached_prefix(self, prompt: torch.Tensor) -> int:
+        """How many leading rows of ``prompt`` a free slot holds already (what a new request would reuse)."""
+        with self._lock:
+            best = max((_common_prefix(s.held, prompt) for s in self._slots if not s.busy), default=0)
+        return min(best, int(prompt.shape[0]) - 1)
+
     def cache_lengths(self) -> list[int]:
         """How many rows each sequence slot holds in the KV cache (for tests and the bench)."""
         return [s.length for s in self._slots]
