@@ -157,8 +157,13 @@ def test_safetensors_roundtrip_through_registry_gives_identical_outputs(tiny_che
         ref_enc.tower = reference.tower(modality)
         ref = ref_enc.encode(items)
         assert out.pooled.shape == (len(items), 16)
-        torch.testing.assert_close(out.pooled, ref.pooled, rtol=0, atol=0)
-        torch.testing.assert_close(out.tokens, ref.tokens, rtol=0, atol=0)
+        loaded, saved = enc.tower.state_dict(), ref_enc.tower.state_dict()
+        assert loaded.keys() == saved.keys()
+        for key in saved:  # the round trip itself is bit-exact ...
+            assert torch.equal(loaded[key], saved[key]), key
+        # ... the outputs only to float rounding: kernels may pick other paths for other buffers/threads
+        torch.testing.assert_close(out.pooled, ref.pooled, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(out.tokens, ref.tokens, rtol=1e-5, atol=1e-6)
         assert torch.allclose(out.pooled.norm(dim=-1), torch.ones(len(items)))
         untrained = ImageBindEncoder(modality=modality, arch=TINY, bpe_path=vocab, random_init=True).encode(items)
         assert not torch.allclose(untrained.pooled, out.pooled)
