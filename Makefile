@@ -24,9 +24,9 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	# + the llamacpp extra (llama-cpp-python): PyPI has only its source, built here by cmake and a C++
-	# compiler (~7 min on 2 idle cores, once; pip caches the wheel). LLAVA_BUILD=OFF skips the
-	# multimodal helper library (mtmd) omnibind does not use: 127 files to compile instead of 178.
+	# + the llamacpp extra (llama-cpp-python): PyPI has only its source, built by cmake and a C++ compiler
+	# (22 min here on 2 cores shared with other jobs; once: pip caches the wheel). LLAVA_BUILD=OFF skips
+	# the multimodal helper library (mtmd) omnibind does not use: 127 files to compile instead of 178.
 	CMAKE_ARGS="$${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" $(PIP) install -q -e ".[dev,llamacpp]"
 	touch $@
 
