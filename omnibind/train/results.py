@@ -342,6 +342,7 @@ def markdown(res: dict[str, Any]) -> str:
     ]
     if res.get("bind_retrieval"):
         lines[-3:-3] = [
+            "",
             "| bind-space retrieval (test pairs) | queries | candidates | R@1 | chance@1 | R@5 | chance@5 |",
             "|---|---|---|---|---|---|---|",
             *(
