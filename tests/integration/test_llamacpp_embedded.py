@@ -129,4 +129,4 @@ def test_chat_second_turn_reuses_the_first():
         kv = kv_reuse(m, image, repeats=1, question=question)
         new_turn = kv["history_positions"] - kv["cached_positions"]
         assert 10 <= new_turn <= 25, kv  # "<|im_end|>\n<|im_start|>user\n...<|im_start|>assistant\n"
-        assert kv["second_turn_seconds"] < kv["full_history_seconds"]
+        # (no timing assertion: one repeat on a shared CPU is noise; the bench reports the times)
