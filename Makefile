@@ -56,7 +56,7 @@ lint: install-dev
 	$(VENV)/bin/ruff check omnibind tests
 	$(VENV)/bin/ruff format --check omnibind tests
 
-bench: install
+bench: install-dev
 	$(OMNIBIND) bench
 
 # Rebuild the embedded default model from scratch (data builders, then the four stages of

@@ -172,6 +172,9 @@ def transcribe(model: Any, item: Any, beam_size: int = 5) -> str:
         vad_filter=False,
         condition_on_previous_text=False,
         without_timestamps=True,
+        # no fallback to sampling at higher temperatures: it made transcripts of non-speech clips (and
+        # every figure built on them) differ from run to run
+        temperature=0.0,
     )
     # Whisper hallucinates short phrases on silence and noise; its no-speech probability flags them
     return " ".join(s.text.strip() for s in segments if s.no_speech_prob < 0.6).strip()
