@@ -290,12 +290,13 @@ class Batcher:
                 return
             batch[0].sink(("error", e))
             return
+        # recorded before anyone is answered, so a client that got its vectors sees its batch counted
+        self.stats.record_batch(len(batch), time.perf_counter() - start, 0)
         row = 0
         for job in batch:
             n = len(job.payload)
             job.sink(("done", vectors[row : row + n]))
             row += n
-        self.stats.record_batch(len(batch), time.perf_counter() - start, 0)
 
     def _run_chat(self, batch: list[_Job]) -> None:
         from omnibind.api import TextDecoder
