@@ -335,13 +335,9 @@ def markdown(res: dict[str, Any]) -> str:
             if (c := res.get("tuxpaint_ceiling"))
             else []
         ),
-        "",
-        "| zero-shot (projector saw images only) | n | labels | chance | text-only | LLM | LLM, calibrated | "
-        "LLM + cache | LLM + cache, calibrated | bind space only |",
-        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     if res.get("bind_retrieval"):
-        lines[-3:-3] = [
+        lines += [
             "",
             "| bind-space retrieval (test pairs) | queries | candidates | R@1 | chance@1 | R@5 | chance@5 |",
             "|---|---|---|---|---|---|---|",
@@ -353,8 +349,13 @@ def markdown(res: dict[str, Any]) -> str:
                 # only one counts as the partner): reported in the JSON, left out of the table
                 if not pair.startswith("text->")
             ),
-            "",
         ]
+    lines += [
+        "",
+        "| zero-shot (projector saw images only) | n | labels | chance | text-only | LLM | LLM, calibrated | "
+        "LLM + cache | LLM + cache, calibrated | bind space only |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for task, z in res["zero_shot"].items():
         if not z.get("n"):
             continue
