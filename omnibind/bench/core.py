@@ -104,43 +104,41 @@ def run_core_bench(model_name: str | None = None, *, tokens: int = 32, repeats: 
 
 
 def glue_overhead(m: Any, image: Path | None, *, tokens: int, repeats: int) -> dict[str, float]:
-    """Answer with an image vs the bare HF ``generate`` on the same prompt length and token count."""
+    """Answer with an image vs the bare HF ``generate`` on the same prompt length and token count.
+
+    Both decode exactly ``tokens`` new tokens (end-of-sequence masked): a trained model's short
+    answers would otherwise leave a handful of tokens, and the ratio would mostly time noise.
+    The arms run interleaved, repetition by repetition, so load from other work falls on all alike.
+    """
     import torch
 
+    from omnibind.llm.backends.transformers import cache_keyword, cache_of
     from omnibind.messages import MediaPart, Message
 
     core = m.core
     parts = [MediaPart("image", str(image))] if image is not None else []
     conv = [Message.user(*parts, "Describe this in detail, please.")]
-    m.chat(conv, max_new_tokens=4)  # warm-up
-    answers, n_new = [], []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        reply = m.chat(conv, max_new_tokens=tokens)
-        answers.append(time.perf_counter() - t)
-        n_new.append(reply.completion_tokens)
-    n = max(1, min(n_new))
+    # warm-up, and the token count (a template stop string may still end the answer early)
+    n = max(1, m.chat(conv, max_new_tokens=tokens, ignore_eos=True).completion_tokens)
+    hf = getattr(core.llm, "model", None)
+
+    def answer() -> None:
+        m.chat(conv, max_new_tokens=n, ignore_eos=True)
 
     def encode() -> None:
         prepared = core.prepare(conv)
         with torch.inference_mode():
             core.encode_slots(prepared.slots)
 
-    enc = _median_time(encode, repeats) if parts else 0.0
     with torch.inference_mode():
         prompt_len = core.build_inputs(core.prepare(conv), add_generation_prompt=True)[0].embeds.shape[0]
-    hf = getattr(core.llm, "model", None)
-    if hf is None:
-        return {"answer_seconds": statistics.median(answers), "encode_seconds": enc, "bare_seconds": float("nan")}
     ids = torch.full((1, prompt_len), 100, dtype=torch.long)
 
     def bare() -> None:
         with torch.inference_mode():
             hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, min_new_tokens=n, do_sample=False)
 
-    from omnibind.llm.backends.transformers import cache_keyword, cache_of
-
-    cache_kw = cache_keyword(hf)  # once, outside the timed loop (it inspects a signature)
+    cache_kw = cache_keyword(hf) if hf is not None else ""  # once, outside the timed loop
 
     def bare_loop() -> None:
         """The least a KV-cached greedy decode can do: token ids in, argmax out, nothing else."""
@@ -151,11 +149,22 @@ def glue_overhead(m: Any, image: Path | None, *, tokens: int, repeats: int) -> d
                 out = hf(input_ids=nxt, use_cache=True, **{cache_kw: past})
                 past, nxt = cache_of(out), out.logits[:, -1].argmax(-1, keepdim=True)
 
-    bare()
-    bare_t = _median_time(bare, repeats)
-    bare_loop()
-    loop_t = _median_time(bare_loop, repeats)
-    answer_t = statistics.median(answers)
+    arms = {"answer": answer, "encode": encode} if parts else {"answer": answer}
+    if hf is not None:
+        arms |= {"bare": bare, "loop": bare_loop}
+        bare()
+        bare_loop()
+    times: dict[str, list[float]] = {k: [] for k in arms}
+    for _ in range(repeats):
+        for name, fn in arms.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    answer_t, enc = med["answer"], med.get("encode", 0.0)
+    if hf is None:
+        return {"answer_seconds": answer_t, "encode_seconds": enc, "bare_seconds": float("nan")}
+    bare_t, loop_t = med["bare"], med["loop"]
     return {
         "prompt_tokens": prompt_len,
         "new_tokens": n,

@@ -8,10 +8,17 @@ from omnibind.llm.backends.base import GenerationOptions
 
 
 def sample_next(
-    logits: torch.Tensor, history: list[list[int]], options: GenerationOptions, generator: torch.Generator
+    logits: torch.Tensor,
+    history: list[list[int]],
+    options: GenerationOptions,
+    generator: torch.Generator,
+    eos_ids: set[int] | None = None,
 ) -> torch.Tensor:
-    """(B, V) logits → (B,) token ids: repetition penalty, then greedy or temperature/top-k/top-p sampling."""
+    """(B, V) logits → (B,) token ids: repetition penalty, then greedy or temperature/top-k/top-p sampling.
+    With ``options.ignore_eos`` the ``eos_ids`` can never be chosen."""
     logits = logits.clone()
+    if options.ignore_eos and eos_ids:
+        logits[:, sorted(eos_ids)] = float("-inf")
     if options.repetition_penalty != 1.0:
         for b, seen in enumerate(history):
             if seen:

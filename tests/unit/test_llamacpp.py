@@ -157,6 +157,19 @@ def test_sampling_options(ll):
     assert len(set(rep)) == len(rep)  # a huge penalty forbids any repeat
 
 
+def test_ignore_eos_decodes_the_full_budget(ll):
+    p = [_prompt(ll, "Once upon a time")]
+    first = _greedy(ll, p, n=1)[0][0]
+    saved = set(ll.eos_token_ids)
+    ll.eos_token_ids = saved | {first}  # the greedy first token now ends the answer at once
+    try:
+        assert _greedy(ll, p, n=5) == [[]]
+        forced = _greedy(ll, p, n=5, ignore_eos=True)[0]
+        assert len(forced) == 5 and not set(forced) & ll.eos_token_ids
+    finally:
+        ll.eos_token_ids = saved
+
+
 def test_stream_closed_early_releases_its_slot(ll):
     ll.reset_cache()
     gen = ll.generate([_prompt(ll, "Count to ten")], GenerationOptions(max_new_tokens=50))

@@ -99,6 +99,28 @@ def test_stop_string_cuts_the_answer(tiny_model: Model):
     assert stop not in cut.text and full.startswith(cut.text) and cut.finish_reason == "stop"
 
 
+def test_ignore_eos_decodes_the_full_budget(tiny_model: Model):
+    """Make the greedy first token an end-of-sequence token: the answer is then empty, unless
+    ``ignore_eos`` masks it, when exactly ``max_new_tokens`` tokens come back, none of them EOS."""
+    from omnibind.llm.backends.base import GenerationOptions
+
+    llm = tiny_model.core.llm
+    conv = [[Message.user("Tell me a story.")]]
+    steps, _ = tiny_model.core.generate_ids(conv, GenerationOptions(max_new_tokens=1))
+    first = next(iter(steps))[0]
+    saved = set(llm.eos_token_ids)
+    llm.eos_token_ids = saved | {first}
+    try:
+        assert tiny_model.chat("Tell me a story.", max_new_tokens=6).completion_tokens == 0
+        forced = tiny_model.chat("Tell me a story.", max_new_tokens=6, ignore_eos=True)
+        assert forced.completion_tokens == 6 and forced.finish_reason == "length"
+        steps, _ = tiny_model.core.generate_ids(conv, GenerationOptions(max_new_tokens=6, ignore_eos=True))
+        ids = [s[0] for s in steps]
+        assert len(ids) == 6 and not set(ids) & llm.eos_token_ids
+    finally:
+        llm.eos_token_ids = saved
+
+
 def test_sampling_seed_reproducible(tiny_model: Model):
     a = tiny_model.chat("Hi", max_new_tokens=6, temperature=1.0, top_p=0.9, top_k=50, seed=7).text
     b = tiny_model.chat("Hi", max_new_tokens=6, temperature=1.0, top_p=0.9, top_k=50, seed=7).text

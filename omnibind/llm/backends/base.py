@@ -17,7 +17,12 @@ from omnibind.registry import Registry
 
 @dataclass
 class GenerationOptions:
-    """Decoding options shared by every backend. ``temperature == 0`` means greedy."""
+    """Decoding options shared by every backend. ``temperature == 0`` means greedy.
+
+    ``ignore_eos`` keeps decoding through end-of-sequence tokens until ``max_new_tokens`` (their
+    logits are masked, as ``min_new_tokens`` does in transformers): for benchmarks that must time
+    a fixed number of tokens.
+    """
 
     max_new_tokens: int = 128
     temperature: float = 0.0
@@ -26,6 +31,7 @@ class GenerationOptions:
     repetition_penalty: float = 1.0
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+    ignore_eos: bool = False
 
     def validate(self) -> GenerationOptions:
         if self.max_new_tokens < 1:

@@ -670,7 +670,7 @@ class LlamaCppBackend(LLMBackend):
         history: list[list[int]] = [[] for _ in range(batch)]
         logits = torch.from_numpy(np.stack(first))
         for _step in range(options.max_new_tokens):
-            next_ids = sample_next(logits, history, options, gen)
+            next_ids = sample_next(logits, history, options, gen, self.eos_token_ids)
             step: list[int | None] = []
             for b in range(batch):
                 if finished[b]:

@@ -171,7 +171,7 @@ class TransformersBackend(LLMBackend):
             past, cache_kw = cache_of(out), cache_keyword(self.model)
             logits = out.logits[:, -1, :]
             for _step in range(options.max_new_tokens):
-                next_ids = sample_next(logits.float(), history, options, gen)
+                next_ids = sample_next(logits.float(), history, options, gen, self.eos_token_ids)
                 step: list[int | None] = []
                 for b in range(batch):
                     if finished[b]:
