@@ -7,10 +7,11 @@ and KV-cache reuse across chat turns (second turn's prompt evaluation vs re-eval
 Both backends get the very same omnibind-side weights (bind heads, projectors): the llama.cpp model
 copies them from the transformers one, so differences come from the LLM engines alone.
 
-llama.cpp runs the model's own GGUF (the embedded default: its 4-bit Q4_1 file) and, as a second
-column, an f16 GGUF of the very weights transformers runs (``exact``). llama.cpp's 4-bit kernels
-round the activations to 8 bits inside every matrix product, which alone changes greedy answers of
-a 135M model; the f16 column shows what the engine gives without that rounding.
+llama.cpp runs the model's own GGUF (the embedded default: an f16 GGUF of the very weights
+transformers runs) and a second column (``exact``): for the embedded model the shipped 4-bit Q4_1
+file, for other models an f16 GGUF of the transformers weights. llama.cpp's kernels for quantised
+weights round the activations to 8 bits inside every matrix product, which alone changes greedy
+answers of a 135M model; the two columns show the speed that buys and the answers it costs.
 """
 
 from __future__ import annotations
@@ -106,18 +107,24 @@ def exact_gguf(source: str) -> Path | None:
 
 
 def _load_models(model: str | None, gguf: str | None = None, exact: bool = True) -> tuple[dict[str, Any], dict]:
-    """transformers, llama.cpp on the model's GGUF (or ``gguf``), and llama.cpp on the exact f16 copy;
-    LLM-only load times measured after the imports (second construction of each)."""
+    """transformers, llama.cpp on the model's GGUF (or ``gguf``), and a second llama.cpp column: for
+    the embedded LLM the shipped 4-bit file (``llamacpp_q4_1``; the default there is already an f16 of
+    the transformers weights), for other models an f16 GGUF of the weights transformers runs
+    (``llamacpp_f16``). LLM-only load times measured after the imports (second construction of each)."""
     import omnibind
     from omnibind.llm.backends.base import LLM_BACKENDS
     from omnibind.llm.backends.llamacpp import load_model
+    from omnibind.llm.embedded import EMBEDDED_LLM, EMBEDDED_LLM_Q4_1
 
     tf = omnibind.load(model, backend="transformers")
     tf.core.llm.model.eval()  # peft's LoRA dropout modules start in training mode
     models = {"transformers": tf, "llamacpp": load_model(model, source=gguf)}
-    f16 = exact_gguf(tf.config.llm.source) if exact else None
-    if f16 is not None:
-        models["llamacpp_f16"] = load_model(model, source=str(f16))
+    if exact and gguf is None and tf.config.llm.source == EMBEDDED_LLM:
+        models["llamacpp_q4_1"] = load_model(model, source=EMBEDDED_LLM_Q4_1)
+    elif exact:
+        f16 = exact_gguf(tf.config.llm.source)
+        if f16 is not None:
+            models["llamacpp_f16"] = load_model(model, source=str(f16))
     state = tf.core.trainable_state_dict()
     for ll in list(models.values())[1:]:
         if not ll.trained:  # fresh projectors differ between two builds: give llama.cpp the same ones
@@ -154,20 +161,28 @@ def _timed_steps(model: Any, conv: Any, max_new: int) -> tuple[list[int], list[f
     return ids, stamps, start
 
 
-def decode_speed(model: Any, *, tokens: int, repeats: int) -> dict[str, float]:
-    """Decode tokens/s between the first and the last token (prompt evaluation excluded)."""
+DECODE_PROMPT = "Write a long, detailed story about a cat who travels around the world."
+
+
+def decode_speeds(models: dict[str, Any], *, tokens: int, repeats: int) -> dict[str, dict[str, float]]:
+    """Decode tokens/s of each engine between its first and last token (prompt evaluation excluded),
+    interleaved repetition by repetition so that load from other work on a shared machine falls on
+    all engines alike; medians."""
     from omnibind.messages import Message
 
-    conv = [Message.user("Write a long, detailed story about a cat who travels around the world.")]
-    _timed_steps(model, conv, 4)  # warm-up
-    rates, counts = [], []
+    conv = [Message.user(DECODE_PROMPT)]
+    for m in models.values():
+        _timed_steps(m, conv, 4)  # warm-up
+    rates: dict[str, list[float]] = {k: [] for k in models}
+    counts: dict[str, list[int]] = {k: [] for k in models}
     for _ in range(repeats):
-        _reset(model)
-        ids, stamps, _ = _timed_steps(model, conv, tokens)
-        if len(ids) > 1:
-            rates.append((len(ids) - 1) / (stamps[-1] - stamps[0]))
-            counts.append(len(ids))
-    return {"tokens_per_second": statistics.median(rates), "tokens": min(counts)}
+        for name, m in models.items():
+            _reset(m)
+            ids, stamps, _ = _timed_steps(m, conv, tokens)
+            if len(ids) > 1:
+                rates[name].append((len(ids) - 1) / (stamps[-1] - stamps[0]))
+                counts[name].append(len(ids))
+    return {k: {"tokens_per_second": statistics.median(rates[k]), "tokens": min(counts[k])} for k in models}
 
 
 def first_token_with_image(model: Any, image: Path, *, repeats: int) -> dict[str, float]:
@@ -286,7 +301,7 @@ def bench_backends(
 
     ``threads`` sets torch's and llama.cpp's thread count alike (default: torch's current);
     ``gguf`` runs llama.cpp on another GGUF of the same base (e.g. an f32 export of the HF copy);
-    ``exact`` adds llama.cpp on an f16 GGUF of the weights transformers runs (column ``llamacpp_f16``)."""
+    ``exact`` adds a second llama.cpp column (``llamacpp_q4_1`` or ``llamacpp_f16``, see ``_load_models``)."""
     import torch
 
     if threads:
@@ -303,7 +318,7 @@ def bench_backends(
         "llamacpp_gguf": str(lls["llamacpp"].core.llm.gguf_path),
         "load_seconds": load,
     }
-    speed: dict[str, Any] = {k: decode_speed(m, tokens=tokens, repeats=repeats) for k, m in models.items()}
+    speed: dict[str, Any] = dict(decode_speeds(models, tokens=tokens, repeats=repeats))
     base = speed["transformers"]["tokens_per_second"]
     speed["ratio"] = speed["llamacpp"]["tokens_per_second"] / base
     speed["ratios"] = {k: speed[k]["tokens_per_second"] / base for k in lls}
@@ -403,7 +418,10 @@ def bench_backends_command(
     threads: int | None = typer.Option(None, help="Threads for both engines (default: torch's current count)."),
     gguf: str | None = typer.Option(None, "--gguf", help="Run llama.cpp on this GGUF of the same base weights."),
     exact: bool = typer.Option(
-        True, "--exact/--no-exact", help="Also run llama.cpp on an f16 GGUF of the weights transformers runs."
+        True,
+        "--exact/--no-exact",
+        help="Also run a second llama.cpp column: the shipped Q4_1 file (embedded model) or an f16 GGUF "
+        "of the weights transformers runs (other models).",
     ),
     out: Path | None = typer.Option(None, "--out", help="Also write the figures as JSON."),
 ) -> None:

