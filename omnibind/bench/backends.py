@@ -233,9 +233,10 @@ def agreement(tf: Any, ll: Any, *, n_tokens: int = 10) -> dict[str, Any]:
 KV_CHATS = {
     # the model answers image questions in a few words: a short history, most of turn 2 is new
     "image chat": ("image_cat.jpg", "Describe this picture in a few sentences, then list three things you notice."),
-    # a text question it answers at length
+    # a text question it answers at length (~100 tokens)
     "text chat": (None, "Give me three tips for sleeping better."),
 }
+FIRST_REPLY_TOKENS = 128  # the API's default max_new_tokens: turn 1 is answered as a chat would answer it
 FOLLOW_UP = "Now summarise that in five words."
 
 
@@ -253,7 +254,7 @@ def kv_reuse(ll: Any, image: Path | None, *, repeats: int, question: str | None 
     core = ll.core
     media = [MediaPart("image", str(image))] if image else []
     first = [Message.user(*media, question or KV_CHATS["image chat"][1])]
-    opts = GenerationOptions(max_new_tokens=48)
+    opts = GenerationOptions(max_new_tokens=FIRST_REPLY_TOKENS)
     reply = ll.chat(first, max_new_tokens=opts.max_new_tokens)
     second = [*first, Message.assistant(reply.text), Message.user(FOLLOW_UP)]
     with torch.inference_mode():
