@@ -277,6 +277,7 @@ class Model:
             "llm": {
                 "backend": core.llm.name,
                 "source": self.config.llm.source,
+                "weights": str(_llm_weights_path(core.llm)),
                 "hidden_size": core.llm.hidden_size,
                 "layers": core.llm.num_layers,
                 "parameters": int(llm_params),
@@ -297,6 +298,16 @@ class Model:
         from omnibind.checkpoint import save_checkpoint
 
         return save_checkpoint(self.core, folder)
+
+
+def _llm_weights_path(llm: Any) -> Path | str:
+    """Where the backend's weights come from: the GGUF llama.cpp runs, else the resolved source."""
+    gguf = getattr(llm, "gguf_path", None)
+    if gguf is not None:
+        return gguf
+    from omnibind.llm.backends.transformers import resolve_llm_source
+
+    return resolve_llm_source(llm.source)
 
 
 def _options(options: dict[str, Any], template_stop: Sequence[str]) -> GenerationOptions:

@@ -222,12 +222,14 @@ def embed(
 
 
 @app.command()
-def info(model: str | None = ModelOpt, as_json: bool = typer.Option(False, "--json")) -> None:
-    """Show the config, encoders, parameter counts and cache paths."""
+def info(
+    model: str | None = ModelOpt, backend: str | None = BackendOpt, as_json: bool = typer.Option(False, "--json")
+) -> None:
+    """Show the config, encoders, parameter counts, the LLM's weights file and cache paths."""
     from omnibind.errors import OmnibindError
 
     try:
-        data = _load(model).info()
+        data = _load(model, backend).info()
     except OmnibindError as e:
         _fail(e)
         return
@@ -240,6 +242,7 @@ def info(model: str | None = ModelOpt, as_json: bool = typer.Option(False, "--js
         f"llm:        {llm['source']} via {llm['backend']} — {llm['parameters'] / 1e6:.1f}M params, "
         f"{llm['layers']} layers, width {llm['hidden_size']}, template {llm['template']}"
     )
+    typer.echo(f"weights:    {llm['weights']}")
     typer.echo(f"injection:  {data['injection']}; bind space dim {data['bind_dim']}")
     for k, v in data["projectors"].items():
         typer.echo(f"projector:  {k}: {v['name']} → {v['num_tokens']} soft tokens")

@@ -239,6 +239,7 @@ def test_server_batches_on_llamacpp(tiny_config_dict: dict, tiny_gguf: Path):
     assert [r.text for r in results] == solo
     assert all(r.batch_size == 3 for r in results)
     assert m.info()["llm"]["parameters"] > 0  # read from the GGUF (no torch parameters to count)
+    assert m.info()["llm"]["weights"] == str(m.core.llm.gguf_path)
 
 
 def test_export_roundtrip_with_lora(tmp_path: Path, tiny_config_dict: dict):

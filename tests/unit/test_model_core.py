@@ -293,3 +293,9 @@ def test_lora_media_only_keeps_text_chat_on_the_base_model(tiny_config_dict: dic
         base_text, base_media = last_logits(text), last_logits(media)
     assert torch.allclose(adapted_text, base_text)  # text-only: untouched base model
     assert not torch.allclose(adapted_media, base_media)  # with media: the adapter acts
+
+
+def test_info_names_the_llm_weights(tiny_model: Model, tiny_config_dict: dict):
+    info = tiny_model.info()
+    assert info["llm"]["backend"] == "transformers"
+    assert Path(info["llm"]["weights"]) == Path(tiny_config_dict["llm"]["source"])
