@@ -195,6 +195,9 @@ class LocalModel(EvalModel):
         h = hashlib.sha256(json.dumps(self.model.config.to_dict(), sort_keys=True, default=str).encode())
         for m, e in sorted(core.encoders.items()):
             h.update(f"{m}:{e.fingerprint()}".encode())
+        gguf = getattr(core.llm, "gguf_path", None)
+        if gguf is not None:  # one source name can mean different files (the embedded f16 vs Q4_1 GGUF)
+            h.update(f"gguf:{Path(gguf).name}:{Path(gguf).stat().st_size}".encode())
         for k, t in sorted(core.trainable_state_dict().items()):
             h.update(k.encode())
             h.update(t.detach().float().cpu().numpy().tobytes())

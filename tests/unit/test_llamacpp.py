@@ -420,3 +420,25 @@ def test_requantize_gguf_as_f16(tmp_path: Path, tiny_llm_dir: Path):
         assert len(_greedy(backend, [_prompt(backend, "Hello")], n=4)[0]) == 4
     finally:
         backend.close()
+
+
+def test_eval_fingerprint_tells_gguf_files_apart(tiny_config_dict: dict, tiny_gguf: Path, tmp_path: Path):
+    """One source name can stand for different GGUF files (the embedded f16 and Q4_1): cached eval
+    outputs must not carry over between them."""
+    import shutil
+
+    from omnibind.api import Model
+    from omnibind.config import ModelConfig
+    from omnibind.eval.runners import LocalModel
+    from omnibind.model import OmnibindModel
+
+    cfg = ModelConfig.from_dict({**tiny_config_dict, "llm": {"backend": "llamacpp", "source": str(tiny_gguf)}})
+    m = Model(OmnibindModel(cfg), origin="t", trained=False)
+    before = LocalModel(m).fingerprint
+    assert LocalModel(m).fingerprint == before
+    other = tmp_path / tiny_gguf.name
+    shutil.copy(tiny_gguf, other)
+    with open(other, "ab") as f:
+        f.write(b"\0" * 32)  # same name, another file
+    m.core.llm.gguf_path = other
+    assert LocalModel(m).fingerprint != before
