@@ -197,7 +197,8 @@ class LocalModel(EvalModel):
             h.update(f"{m}:{e.fingerprint()}".encode())
         gguf = getattr(core.llm, "gguf_path", None)
         if gguf is not None:  # one source name can mean different files (the embedded f16 vs Q4_1 GGUF)
-            h.update(f"gguf:{Path(gguf).name}:{Path(gguf).stat().st_size}".encode())
+            gguf = Path(gguf)
+            h.update(f"gguf:{gguf.name}:{gguf.stat().st_size}".encode())
         for k, t in sorted(core.trainable_state_dict().items()):
             h.update(k.encode())
             h.update(t.detach().float().cpu().numpy().tobytes())

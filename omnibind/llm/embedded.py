@@ -59,18 +59,22 @@ def _gguf_stamp(gguf: Path) -> str:
     return f"{st.st_size}-{int(st.st_mtime)}"
 
 
+def _stamp_matches(stamp_file: Path, stamp: str) -> bool:
+    """Whether a cache was built from the GGUF ``stamp`` describes (an unreadable stamp: no)."""
+    try:
+        return json.loads(stamp_file.read_text()).get("stamp") == stamp
+    except (OSError, ValueError):
+        return False
+
+
 def embedded_hf_dir(*, rebuild: bool = False) -> Path:
     """A transformers-loadable safetensors copy of the embedded LLM, built on first use."""
     gguf = embedded_gguf_path()
     target = cache_root() / "llm" / "smollm2-135m-instruct"
     stamp_file = target / "omnibind-source.json"
     stamp = _gguf_stamp(gguf)
-    if not rebuild and stamp_file.is_file():
-        try:
-            if json.loads(stamp_file.read_text()).get("stamp") == stamp:
-                return target
-        except (OSError, ValueError):
-            pass  # unreadable stamp: rebuild below
+    if not rebuild and _stamp_matches(stamp_file, stamp):
+        return target
     _convert(gguf, target, stamp)
     return target
 
@@ -106,12 +110,10 @@ def embedded_f16_gguf(*, rebuild: bool = False) -> Path:
     target = cache_root() / "llm" / "smollm2-135m-instruct-f16.gguf"
     stamp_file = target.with_suffix(".json")
     stamp = _gguf_stamp(gguf)
-    if not rebuild and target.is_file() and stamp_file.is_file():
-        try:
-            if json.loads(stamp_file.read_text()).get("stamp") == stamp:
-                return target
-        except (OSError, ValueError):
-            pass  # unreadable stamp: rebuild below
+    if not rebuild and target.is_file() and _stamp_matches(stamp_file, stamp):
+        return target
+    from omnibind.llm.export_gguf import requantize_gguf_as_f16
+
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=".f16-", suffix=".gguf", dir=target.parent)
     os.close(fd)
@@ -123,42 +125,3 @@ def embedded_f16_gguf(*, rebuild: bool = False) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return target
-
-
-def requantize_gguf_as_f16(src: Path, dest: Path) -> int:
-    """Copy a GGUF, storing each quantised tensor as f16 of its dequantised values; returns how many
-    tensors were converted. 4- and 8-bit block values (a scale times a small integer, plus an offset)
-    round to f16 with a relative error below 2^-11, far below what the 8-bit activation rounding of
-    quantised kernels changes."""
-    import gguf as g
-    import numpy as np
-
-    reader = g.GGUFReader(str(src))
-    arch = reader.fields["general.architecture"].contents()
-    writer = g.GGUFWriter(str(dest), arch)
-    for key, field in reader.fields.items():
-        if key.startswith("GGUF.") or key == "general.architecture":
-            continue  # written by the writer itself
-        if key == "general.file_type":
-            writer.add_file_type(int(g.LlamaFileType.MOSTLY_F16))
-            continue
-        vtype = field.types[0]
-        if vtype == g.GGUFValueType.ARRAY:
-            writer.add_array(key, field.contents())
-        else:
-            writer.add_key_value(key, field.contents(), vtype)
-    float_types = (g.GGMLQuantizationType.F32, g.GGMLQuantizationType.F16)
-    converted = 0
-    for t in reader.tensors:
-        if t.tensor_type in float_types:
-            writer.add_tensor(t.name, t.data, raw_shape=t.data.shape, raw_dtype=t.tensor_type)
-            continue
-        shape = tuple(int(x) for x in reversed(t.shape))  # GGUF lists dimensions innermost first
-        values = g.dequantize(t.data, t.tensor_type).reshape(shape)
-        writer.add_tensor(t.name, np.ascontiguousarray(values, dtype=np.float16), raw_dtype=g.GGMLQuantizationType.F16)
-        converted += 1
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return converted

@@ -178,9 +178,15 @@ def _copy_tokenizer_kv(writer: Any, base_gguf: Path) -> None:
     """Copy every ``tokenizer.*`` key from a base GGUF (same vocabulary, same pre-tokenizer)."""
     import gguf
 
-    reader = gguf.GGUFReader(str(base_gguf))
+    _copy_kv(writer, gguf.GGUFReader(str(base_gguf)), lambda key: key.startswith(_TOKENIZER_PREFIX))
+
+
+def _copy_kv(writer: Any, reader: Any, keep: Any) -> None:
+    """Copy the metadata keys of ``reader`` for which ``keep(key)`` holds into ``writer``."""
+    import gguf
+
     for key, field in reader.fields.items():
-        if not key.startswith(_TOKENIZER_PREFIX):
+        if not keep(key):
             continue
         vtype = field.types[0]
         value = field.contents()
@@ -188,6 +194,37 @@ def _copy_tokenizer_kv(writer: Any, base_gguf: Path) -> None:
             writer.add_array(key, value)
         else:
             writer.add_key_value(key, value, vtype)
+
+
+def requantize_gguf_as_f16(src: Path, dest: Path) -> int:
+    """Copy a GGUF, storing each quantised tensor as f16 of its dequantised values; returns how many
+    tensors were converted. 4- and 8-bit block values (a scale times a small integer, plus an offset)
+    round to f16 with a relative error below 2^-11, far below what the 8-bit activation rounding of
+    quantised kernels changes."""
+    import gguf
+
+    reader = gguf.GGUFReader(str(src))
+    writer = gguf.GGUFWriter(str(dest), reader.fields["general.architecture"].contents())
+    written_by_writer = ("general.architecture", "general.file_type")
+    _copy_kv(writer, reader, lambda key: not key.startswith("GGUF.") and key not in written_by_writer)
+    writer.add_file_type(int(gguf.LlamaFileType.MOSTLY_F16))
+    float_types = (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16)
+    converted = 0
+    for t in reader.tensors:
+        if t.tensor_type in float_types:
+            writer.add_tensor(t.name, t.data, raw_shape=t.data.shape, raw_dtype=t.tensor_type)
+            continue
+        shape = tuple(int(x) for x in reversed(t.shape))  # GGUF lists dimensions innermost first
+        values = gguf.dequantize(t.data, t.tensor_type).reshape(shape)
+        writer.add_tensor(
+            t.name, np.ascontiguousarray(values, dtype=np.float16), raw_dtype=gguf.GGMLQuantizationType.F16
+        )
+        converted += 1
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return converted
 
 
 def _hf_tokenizer_kv(writer: Any, hf_dir: Path, vocab_size: int, pre: str) -> None:

@@ -391,8 +391,7 @@ def test_requantize_gguf_as_f16(tmp_path: Path, tiny_llm_dir: Path):
     from transformers import AutoModelForCausalLM
 
     from omnibind.llm.backends.llamacpp import LlamaCppBackend
-    from omnibind.llm.embedded import requantize_gguf_as_f16
-    from omnibind.llm.export_gguf import guess_tokenizer_pre, write_llama_gguf
+    from omnibind.llm.export_gguf import guess_tokenizer_pre, requantize_gguf_as_f16, write_llama_gguf
 
     hf = AutoModelForCausalLM.from_pretrained(str(tiny_llm_dir), dtype=torch.float32)
     q8, f16 = tmp_path / "q8.gguf", tmp_path / "f16.gguf"

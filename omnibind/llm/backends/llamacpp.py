@@ -524,9 +524,13 @@ class LlamaCppBackend(LLMBackend):
                     self._truncate(s, 0)
 
     def cached_prefix(self, prompt: torch.Tensor) -> int:
-        """How many leading rows of ``prompt`` a free slot holds already (what a new request would reuse)."""
+        """How many leading rows of ``prompt`` a free slot holds already (what a new request would reuse:
+        as in ``_claim``, only a cache computed with the same adapter state counts)."""
+        adapted = self.wants_adapter([prompt])[0]
         with self._lock:
-            best = max((_common_prefix(s.held, prompt) for s in self._slots if not s.busy), default=0)
+            best = max(
+                (_common_prefix(s.held, prompt) for s in self._slots if not s.busy and s.adapted == adapted), default=0
+            )
         return min(best, int(prompt.shape[0]) - 1)
 
     def cache_lengths(self) -> list[int]:
