@@ -139,12 +139,6 @@ def _load_models(model: str | None, gguf: str | None = None, exact: bool = True)
     return models, times
 
 
-def _load_pair(model: str | None, gguf: str | None = None) -> tuple[Any, Any, dict[str, float]]:
-    """transformers and llama.cpp (on the model's GGUF, or ``gguf``), and their LLM load times."""
-    models, times = _load_models(model, gguf, exact=False)
-    return models["transformers"], models["llamacpp"], times
-
-
 def _timed_steps(model: Any, conv: Any, max_new: int) -> tuple[list[int], list[float], float]:
     """Greedy decode; token ids, the time of each step after the start, and when the call began."""
     from omnibind.llm.backends.base import GenerationOptions
