@@ -26,9 +26,7 @@ _SNDFILE = ("wav", "flac", "ogg", "mp3")
 # to within 0.1 % rather than building a filter with hundreds of thousands of taps.
 _MAX_FACTOR = 1000
 
-OPTIONS = (
-    Option("sample_rate", float, "rate of a raw waveform array (file sources carry their own)", unit="Hz"),
-)
+OPTIONS = (Option("sample_rate", float, "rate of a raw waveform array (file sources carry their own)", unit="Hz"),)
 
 
 @MODALITIES.register("audio")

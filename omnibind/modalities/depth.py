@@ -28,8 +28,12 @@ MM = 0.001  # default metres per integer unit
 OPTIONS = (
     Option("kind", str, "what the values are (default: from the file)", choices=KINDS, client=True),
     Option(
-        "scale", float, "metres per integer unit (default: millimetres); multiplies float values when given",
-        unit="metres per unit", client=True, client_range=(1e-9, 1e3),
+        "scale",
+        float,
+        "metres per integer unit (default: millimetres); multiplies float values when given",
+        unit="metres per unit",
+        client=True,
+        client_range=(1e-9, 1e3),
     ),
 )
 

@@ -32,8 +32,12 @@ _MAX_RATE = 100_000.0  # no IMU samples faster; a bigger "rate" means wrong time
 
 OPTIONS = (
     Option(
-        "sample_rate", float, "input rate when there is no time column", unit="Hz",
-        client=True, client_range=(0.1, 10_000.0),
+        "sample_rate",
+        float,
+        "input rate when there is no time column",
+        unit="Hz",
+        client=True,
+        client_range=(0.1, 10_000.0),
     ),
     Option("time_unit", str, "unit of the time column or array", default="s", choices=tuple(_TIME_UNITS)),
 )

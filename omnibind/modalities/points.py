@@ -27,10 +27,17 @@ MAX_SAMPLED = 1_000_000
 
 OPTIONS = (
     Option(
-        "num_points", int, "points sampled from a mesh surface / kept from a larger cloud", default=2048,
-        range=(1, MAX_SAMPLED), client=True, client_range=(16, 16_384),
+        "num_points",
+        int,
+        "points sampled from a mesh surface / kept from a larger cloud",
+        default=2048,
+        range=(1, MAX_SAMPLED),
+        client=True,
+        client_range=(16, 16_384),
     ),
-    Option("seed", int, "seed of the mesh sampling and subsampling", default=0, client=True, client_range=(0, 2**31 - 1)),
+    Option(
+        "seed", int, "seed of the mesh sampling and subsampling", default=0, client=True, client_range=(0, 2**31 - 1)
+    ),
 )
 
 

@@ -26,8 +26,13 @@ MAX_FRAMES = 256  # more sampled frames than this is a mistake, not a request
 
 OPTIONS = (
     Option(
-        "num_frames", int, "frames sampled uniformly over the duration", default=8, range=(1, MAX_FRAMES),
-        client=True, client_range=(1, 32),
+        "num_frames",
+        int,
+        "frames sampled uniformly over the duration",
+        default=8,
+        range=(1, MAX_FRAMES),
+        client=True,
+        client_range=(1, 32),
     ),
     Option("audio", bool, "also decode the sound track", default=True, client=True),
     Option("max_side", int, "downscale frames so the short side is at most this (None: keep)", default=MAX_SIDE),

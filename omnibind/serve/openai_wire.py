@@ -365,9 +365,7 @@ def parse_chunks(chunks: Sequence[dict[str, Any]]) -> Completion:
             text.append((choice.get("delta") or {}).get("content") or "")
             finish = choice.get("finish_reason") or finish
         usage = c.get("usage") or usage
-    return Completion(
-        "".join(text), finish, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
-    )
+    return Completion("".join(text), finish, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
 
 
 def model_card(model_id: str) -> dict[str, Any]:

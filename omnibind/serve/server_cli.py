@@ -89,7 +89,9 @@ def web_command(
     open_browser: bool = typer.Option(False, "--open", help="Open the page in the default browser."),
 ) -> None:
     """The demo page (chat with any mix of uploaded or recorded inputs) on http://127.0.0.1:PORT/."""
-    settings = _settings({"host": "127.0.0.1", "port": port, "web": True, "max_tokens": max_tokens, "max_body_mb": 40.0})
+    settings = _settings(
+        {"host": "127.0.0.1", "port": port, "web": True, "max_tokens": max_tokens, "max_body_mb": 40.0}
+    )
     if open_browser:
         import threading
         import webbrowser
