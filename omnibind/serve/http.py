@@ -9,7 +9,6 @@ Every error is JSON in OpenAI's shape; no bad input stops the server.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hmac
 import json
 import time
@@ -26,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from omnibind.serve.batching import Batcher, QueueFullError
 from omnibind.serve.errors import APIError, to_api_error
 from omnibind.serve.metrics import Metrics
-from omnibind.serve.openai_wire import chunk_body, completion_body, model_card, usage_body
+from omnibind.serve.openai_wire import chunk_body, completion_body, embeddings_body, model_card, usage_body
 from omnibind.serve.requests import decode_media, parse_chat_request, parse_embedding_inputs
 from omnibind.serve.settings import ServeSettings
 
@@ -162,8 +161,6 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
     # --- embeddings ----------------------------------------------------------------------------
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> dict[str, Any]:
-        import numpy as np
-
         body = await read_json(request, settings.max_body_bytes)
         model_id, parts, encoding = parse_embedding_inputs(body, settings, served)
         _admit(batcher)
@@ -173,16 +170,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
             vectors = await asyncio.wait_for(batcher.embed(parts), settings.request_timeout_s + 5)
         except Exception as e:
             raise to_api_error(e) from None
-        data = []
-        for i, v in enumerate(np.asarray(vectors, dtype=np.float32)):
-            emb: Any = base64.b64encode(v.astype("<f4").tobytes()).decode() if encoding == "base64" else v.tolist()
-            data.append({"object": "embedding", "index": i, "embedding": emb})
-        return {
-            "object": "list",
-            "data": data,
-            "model": model_id,
-            "usage": {"prompt_tokens": len(parts), "total_tokens": len(parts)},
-        }
+        return embeddings_body(vectors, model_id, encoding)
 
     return app
 

@@ -1,9 +1,10 @@
 """The OpenAI wire format, both ways: typed messages ⇄ chat JSON, and the response objects.
 
 The server parses requests with ``parse_messages`` / ``parse_part`` and builds responses with
-``completion_body`` / ``chunk_body``; clients (the eval endpoint model, ``omnibind bench serve``)
+``completion_body`` / ``chunk_body`` / ``embeddings_body``; clients (the eval endpoint model, ``omnibind bench serve``)
 build requests with ``encode_messages`` / ``chat_request`` and read answers with ``reply_text`` /
-``parse_completion`` / ``parse_chunks``. One module, so the two sides cannot drift apart.
+``parse_completion`` / ``parse_chunks`` / ``parse_embeddings``. One module, so the two sides cannot
+drift apart.
 
 Content parts understood in ``messages[].content`` and in ``/v1/embeddings`` inputs:
 
@@ -366,6 +367,34 @@ def parse_chunks(chunks: Sequence[dict[str, Any]]) -> Completion:
             finish = choice.get("finish_reason") or finish
         usage = c.get("usage") or usage
     return Completion("".join(text), finish, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
+
+
+def embeddings_body(vectors: Any, model: str, encoding: str = "float") -> dict[str, Any]:
+    """The ``/v1/embeddings`` response: one float32 vector per input, as numbers or base64 (little-endian)."""
+    import numpy as np
+
+    data = []
+    for i, v in enumerate(np.asarray(vectors, dtype=np.float32)):
+        emb: Any = base64.b64encode(v.astype("<f4").tobytes()).decode() if encoding == "base64" else v.tolist()
+        data.append({"object": "embedding", "index": i, "embedding": emb})
+    n = len(data)
+    return {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": n, "total_tokens": n}}
+
+
+def parse_embeddings(response_json: dict[str, Any]) -> Any:
+    """A ``/v1/embeddings`` response → (N, D) float32 array in input order (either encoding)."""
+    import numpy as np
+
+    rows = sorted(response_json.get("data") or [], key=lambda d: d["index"])
+    return np.asarray(
+        [
+            np.frombuffer(base64.b64decode(d["embedding"]), "<f4")
+            if isinstance(d["embedding"], str)
+            else d["embedding"]
+            for d in rows
+        ],
+        dtype=np.float32,
+    )
 
 
 def model_card(model_id: str) -> dict[str, Any]:

@@ -14,11 +14,13 @@ from omnibind.serve.openai_wire import (
     chat_request,
     chunk_body,
     completion_body,
+    embeddings_body,
     encode_message,
     encode_messages,
     encode_part,
     parse_chunks,
     parse_completion,
+    parse_embeddings,
     parse_messages,
     reply_text,
 )
@@ -134,3 +136,12 @@ def test_chunk_objects_roundtrip():
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
     assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == usage
     assert parse_chunks(chunks) == answer
+
+
+@pytest.mark.parametrize("encoding", ["float", "base64"])
+def test_embeddings_object_roundtrips(encoding: str):
+    vectors = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
+    body = json.loads(json.dumps(embeddings_body(vectors, "omnibind", encoding)))
+    assert body["object"] == "list" and body["usage"] == {"prompt_tokens": 3, "total_tokens": 3}
+    body["data"].reverse()  # order comes from "index", not from the list
+    np.testing.assert_array_equal(parse_embeddings(body), vectors)
