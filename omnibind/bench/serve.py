@@ -83,11 +83,11 @@ def load_run(
     rss_every: float = 0.5,
 ) -> dict[str, Any]:
     """One timed run: start a server, drive it with ``clients`` closed-loop clients, stop it."""
-    import base64
-
     import httpx
 
+    from omnibind.messages import MediaPart, Message
     from omnibind.serve.http import BackgroundServer, create_app
+    from omnibind.serve.openai_wire import chat_request, parse_completion
     from omnibind.serve.settings import ServeSettings
 
     clients = max(1, min(int(clients), MAX_CLIENTS))
@@ -98,21 +98,23 @@ def load_run(
         max_tokens_limit=max(max_tokens, 8),
         request_timeout_s=max(60.0, seconds * 2),
     )
-    image_part = None
-    if image is not None:
-        image_part = {
-            "type": "image_url",
-            "image_url": {"url": "data:image/jpeg;base64," + base64.b64encode(image).decode()},
-        }
+    # Request bodies built (and the image base64-encoded) once, not in the timed loop.
+    image_part = MediaPart("image", image, format="jpg") if image is not None else None
+    bodies = [
+        chat_request(
+            [Message.user(image_part, text) if image_part else Message.user(text)],
+            model="omnibind",
+            max_tokens=max_tokens,
+        )
+        for text in PROMPTS
+    ]
     latencies: list[float] = []
     tokens: list[int] = []
     errors: list[str] = []
     lock = threading.Lock()
 
     def body(i: int) -> dict[str, Any]:
-        text = PROMPTS[i % len(PROMPTS)]
-        content: Any = [image_part, {"type": "text", "text": text}] if image_part else text
-        return {"model": "omnibind", "messages": [{"role": "user", "content": content}], "max_tokens": max_tokens}
+        return bodies[i % len(bodies)]
 
     with BackgroundServer(create_app(model, settings)) as srv:
         url = srv.url + "/v1/chat/completions"
@@ -127,7 +129,7 @@ def load_run(
                     try:
                         r = http.post(url, json=body(n))
                         ok = r.status_code == 200
-                        used = r.json()["usage"]["completion_tokens"] if ok else 0
+                        used = parse_completion(r.json()).completion_tokens if ok else 0
                         err = None if ok else f"HTTP {r.status_code}"
                     except Exception as e:  # a failed request is a data point, not a crash
                         ok, used, err = False, 0, type(e).__name__

@@ -16,6 +16,7 @@ import numpy as np
 from omnibind.errors import InputError, InputTooLargeError
 from omnibind.modalities._source import Source, check_source, is_file_source
 from omnibind.modalities.base import MODALITIES, AudioData, Limits, Modality, source_name
+from omnibind.modalities.options import Option
 
 TARGET_RATE = 16000
 FORMATS = ("wav", "flac", "ogg", "oga", "mp3", "m4a", "aac", "opus", "webm")
@@ -25,6 +26,8 @@ _SNDFILE = ("wav", "flac", "ogg", "mp3")
 # to within 0.1 % rather than building a filter with hundreds of thousands of taps.
 _MAX_FACTOR = 1000
 
+OPTIONS = (Option("sample_rate", float, "rate of a raw waveform array (file sources carry their own)", unit="Hz"),)
+
 
 @MODALITIES.register("audio")
 class AudioModality(Modality):
@@ -33,11 +36,12 @@ class AudioModality(Modality):
     name = "audio"
     extensions = FORMATS
     description = "sound or speech"
+    options = OPTIONS
 
     def load(self, source: Any, *, format=None, options=None, limits=None, name=None) -> AudioData:
         limits = limits or Limits()
-        options = options or {}
         label = source_name(source, name)
+        options = self.checked_options(options, label)
         if isinstance(source, AudioData):
             return finish_audio(source.waveform, source.sample_rate, label, limits)
         if isinstance(source, (np.ndarray, list, tuple)):

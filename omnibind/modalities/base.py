@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from omnibind.modalities.options import Option, check_options
 from omnibind.registry import Registry
 
 
@@ -107,6 +108,12 @@ class Modality(ABC):
     name: str = ""
     extensions: tuple[str, ...] = ()
     description: str = ""
+    options: tuple[Option, ...] = ()
+    """The loader options this modality reads, declared once in its own file (see ``options.py``)."""
+
+    def checked_options(self, options: dict[str, Any] | None, label: str) -> dict[str, Any]:
+        """``options`` as a dict; an ``InputError`` naming any key this modality does not declare."""
+        return check_options(self.options, options, modality=self.name, label=label)
 
     @abstractmethod
     def load(

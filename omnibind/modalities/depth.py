@@ -19,10 +19,23 @@ import numpy as np
 from omnibind.errors import InputError, InputTooLargeError
 from omnibind.modalities._source import Source, check_source, is_file_source, load_numpy
 from omnibind.modalities.base import MODALITIES, DepthData, Limits, Modality, source_name
+from omnibind.modalities.options import Option
 
 FORMATS = ("png", "npy", "npz", "tif", "tiff")
 KINDS = ("metric", "disparity")
 MM = 0.001  # default metres per integer unit
+
+OPTIONS = (
+    Option("kind", str, "what the values are (default: from the file)", choices=KINDS, client=True),
+    Option(
+        "scale",
+        float,
+        "metres per integer unit (default: millimetres); multiplies float values when given",
+        unit="metres per unit",
+        client=True,
+        client_range=(1e-9, 1e3),
+    ),
+)
 
 
 @MODALITIES.register("depth")
@@ -32,11 +45,12 @@ class DepthModality(Modality):
     name = "depth"
     extensions = FORMATS
     description = "depth or disparity map"
+    options = OPTIONS
 
     def load(self, source: Any, *, format=None, options=None, limits=None, name=None) -> DepthData:
         limits = limits or Limits()
-        options = options or {}
         label = source_name(source, name)
+        options = self.checked_options(options, label)
         kind = options.get("kind")
         if kind is not None and kind not in KINDS:
             raise InputError(label, f"unknown depth kind {kind!r}; expected one of {KINDS}", modality="depth")

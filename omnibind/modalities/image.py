@@ -33,6 +33,7 @@ class ImageModality(Modality):
     def load(self, source: Any, *, format=None, options=None, limits=None, name=None) -> ImageData:
         limits = limits or Limits()
         label = source_name(source, name)
+        self.checked_options(options, label)  # none declared: any key is a mistake
         if isinstance(source, ImageData):
             return _from_array(source.pixels, label, limits)
         if isinstance(source, np.ndarray):

@@ -22,12 +22,25 @@ import numpy as np
 from omnibind.errors import InputError, InputTooLargeError
 from omnibind.modalities._source import Source, check_source, is_file_source, load_numpy, npz_array, npz_scalar
 from omnibind.modalities.base import MODALITIES, IMUData, Limits, Modality, source_name
+from omnibind.modalities.options import Option
 
 FORMATS = ("csv", "txt", "npy", "npz")
 TARGET_RATE = 50.0
 _TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 _SEPARATORS = re.compile(r"\s*[,;\t]\s*|\s+")  # comma, semicolon, tab or spaces
 _MAX_RATE = 100_000.0  # no IMU samples faster; a bigger "rate" means wrong time units
+
+OPTIONS = (
+    Option(
+        "sample_rate",
+        float,
+        "input rate when there is no time column",
+        unit="Hz",
+        client=True,
+        client_range=(0.1, 10_000.0),
+    ),
+    Option("time_unit", str, "unit of the time column or array", default="s", choices=tuple(_TIME_UNITS)),
+)
 
 
 @MODALITIES.register("imu")
@@ -37,11 +50,12 @@ class IMUModality(Modality):
     name = "imu"
     extensions = FORMATS
     description = "accelerometer + gyroscope recording"
+    options = OPTIONS
 
     def load(self, source: Any, *, format=None, options=None, limits=None, name=None) -> IMUData:
         limits = limits or Limits()
-        options = options or {}
         label = source_name(source, name)
+        options = self.checked_options(options, label)
         rate = options.get("sample_rate")
         unit = options.get("time_unit", "s")
         if unit not in _TIME_UNITS:

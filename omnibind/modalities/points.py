@@ -20,9 +20,25 @@ import numpy as np
 from omnibind.errors import InputError, InputTooLargeError
 from omnibind.modalities._source import Source, check_source, is_file_source, load_numpy
 from omnibind.modalities.base import MODALITIES, Limits, Modality, PointsData, source_name
+from omnibind.modalities.options import Option
 
 FORMATS = ("ply", "pcd", "xyz", "txt", "npy", "obj", "off", "stl", "glb", "gltf")
 MAX_SAMPLED = 1_000_000
+
+OPTIONS = (
+    Option(
+        "num_points",
+        int,
+        "points sampled from a mesh surface / kept from a larger cloud",
+        default=2048,
+        range=(1, MAX_SAMPLED),
+        client=True,
+        client_range=(16, 16_384),
+    ),
+    Option(
+        "seed", int, "seed of the mesh sampling and subsampling", default=0, client=True, client_range=(0, 2**31 - 1)
+    ),
+)
 
 
 @MODALITIES.register("points")
@@ -32,11 +48,12 @@ class PointsModality(Modality):
     name = "points"
     extensions = FORMATS
     description = "3D point cloud or mesh"
+    options = OPTIONS
 
     def load(self, source: Any, *, format=None, options=None, limits=None, name=None) -> PointsData:
         limits = limits or Limits()
-        options = options or {}
         label = source_name(source, name)
+        options = self.checked_options(options, label)
         n, seed = _options(options, label)
         if isinstance(source, PointsData):
             return _finish(source.xyz, source.colors, n, seed, label, limits)

@@ -29,6 +29,7 @@ class TextModality(Modality):
     def load(self, source: Any, *, format=None, options=None, limits=None, name=None) -> str:
         limits = limits or Limits()
         label = source_name(source, name)
+        self.checked_options(options, label)  # none declared: any key is a mistake
         if isinstance(source, str) and not _names_text_file(source):
             text = source
             if len(text.encode("utf-8", "surrogatepass")) > limits.max_file_bytes:

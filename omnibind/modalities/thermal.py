@@ -18,9 +18,17 @@ import numpy as np
 from omnibind.errors import InputError, InputTooLargeError
 from omnibind.modalities._source import Source, check_source, is_file_source, load_numpy
 from omnibind.modalities.base import MODALITIES, Limits, Modality, ThermalData, source_name
+from omnibind.modalities.options import Option
 
 FORMATS = ("png", "tif", "tiff", "npy", "npz", "jpg", "jpeg", "bmp")
 UNITS = ("celsius", "relative")
+
+OPTIONS = (
+    Option("unit", str, "what the values are (default: from the file)", choices=UNITS, client=True),
+    Option("allow_rgb", bool, "use a colour image's luminance as relative counts", default=False, client=True),
+    Option("scale", float, "°C per count of a radiometric file (°C = counts × scale + offset)"),
+    Option("offset", float, "°C at count 0 of a radiometric file", default=0.0, unit="°C"),
+)
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
@@ -31,11 +39,12 @@ class ThermalModality(Modality):
     name = "thermal"
     extensions = FORMATS
     description = "thermal (infrared) image"
+    options = OPTIONS
 
     def load(self, source: Any, *, format=None, options=None, limits=None, name=None) -> ThermalData:
         limits = limits or Limits()
-        options = options or {}
         label = source_name(source, name)
+        options = self.checked_options(options, label)
         unit = options.get("unit")
         if unit is not None and unit not in UNITS:
             raise InputError(label, f"unknown thermal unit {unit!r}; expected one of {UNITS}", modality="thermal")

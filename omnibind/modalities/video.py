@@ -18,10 +18,27 @@ from omnibind.errors import InputError, InputTooLargeError
 from omnibind.modalities._source import check_source, is_file_source
 from omnibind.modalities.audio import decode_audio_av, finish_audio
 from omnibind.modalities.base import MODALITIES, AudioData, Limits, Modality, VideoData, source_name
+from omnibind.modalities.options import Option
 
 FORMATS = ("mp4", "m4v", "mov", "avi", "mkv", "webm")
 MAX_SIDE = 256
 MAX_FRAMES = 256  # more sampled frames than this is a mistake, not a request
+
+OPTIONS = (
+    Option(
+        "num_frames",
+        int,
+        "frames sampled uniformly over the duration",
+        default=8,
+        range=(1, MAX_FRAMES),
+        client=True,
+        client_range=(1, 32),
+    ),
+    Option("audio", bool, "also decode the sound track", default=True, client=True),
+    Option("max_side", int, "downscale frames so the short side is at most this (None: keep)", default=MAX_SIDE),
+    Option("fps", float, "frame rate of a (T, H, W, 3) array source", default=8.0, unit="frames/s"),
+    Option("audio_data", object, "the sound track (AudioData) of an array source"),
+)
 log = logging.getLogger(__name__)
 
 
@@ -32,11 +49,12 @@ class VideoModality(Modality):
     name = "video"
     extensions = FORMATS
     description = "video frames with their sound"
+    options = OPTIONS
 
     def load(self, source: Any, *, format=None, options=None, limits=None, name=None) -> VideoData:
         limits = limits or Limits()
-        options = options or {}
         label = source_name(source, name)
+        options = self.checked_options(options, label)
         n = _num_frames(options, label)
         if isinstance(source, VideoData):
             return _check_video_data(source, label, limits)

@@ -1,8 +1,11 @@
-"""The ``omnibind`` command line. Heavy imports happen inside commands so ``--help`` is instant."""
+"""``omnibind chat``, ``embed``, ``info`` and ``cache build``: the model at the command line.
+
+Plain functions mounted by the root CLI (``omnibind/cli.py``); heavy imports happen inside them so
+``--help`` is instant.
+"""
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
@@ -10,15 +13,8 @@ from typing import Any
 
 import typer
 
-app = typer.Typer(
-    name="omnibind",
-    help="Bind every modality to a language model: chat, embed, train, evaluate and serve.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
 MEDIA_FLAGS = ("image", "audio", "video", "depth", "thermal", "imu", "points")
+GENERATION_FLAGS = ("max_new_tokens", "temperature", "top_p", "top_k", "repetition_penalty", "seed")
 ModelOpt = typer.Option(None, "--model", "-m", help="Checkpoint folder, config file or preset; default: embedded.")
 BackendOpt = typer.Option(None, "--backend", help="LLM backend override: transformers | llamacpp.")
 
@@ -34,7 +30,8 @@ def _fail(err: Exception) -> None:
     raise typer.Exit(2)
 
 
-def _media_parts(files: dict[str, list[Path]], opts: dict[str, Any] | None = None) -> list[Any]:
+def _media_parts(files: dict[str, Any], opts: dict[str, Any] | None = None) -> list[Any]:
+    """MediaParts for the files given per modality (``files[modality]``: the ``--image``... lists)."""
     from omnibind.messages import MediaPart
 
     parts = []
@@ -44,7 +41,6 @@ def _media_parts(files: dict[str, list[Path]], opts: dict[str, Any] | None = Non
     return parts
 
 
-@app.command()
 def chat(
     prompt: str | None = typer.Argument(None, help="The question. Omit it for an interactive session."),
     image: list[Path] = typer.Option([], "--image", help="Image file (repeatable)."),
@@ -68,29 +64,14 @@ def chat(
     interactive: bool = typer.Option(False, "--interactive", "-i", help="Multi-turn session (also when no prompt)."),
 ) -> None:
     """Ask about any mix of inputs: `omnibind chat "What is this?" --image cat.png --audio meow.wav`."""
+    flags = dict(locals())  # the command's parameters by name, before any other local exists
     from omnibind.errors import OmnibindError
     from omnibind.messages import Message
 
-    files = {
-        "image": image,
-        "audio": audio,
-        "video": video,
-        "depth": depth,
-        "thermal": thermal,
-        "imu": imu,
-        "points": points,
-    }
     opts = {"imu": {"sample_rate": imu_rate}} if imu_rate else {}
-    gen = dict(
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        top_k=top_k,
-        repetition_penalty=repetition_penalty,
-        seed=seed,
-    )
+    gen = {k: flags[k] for k in GENERATION_FLAGS}
     try:
-        parts = _media_parts(files, opts)
+        parts = _media_parts(flags, opts)
         m = _load(model, backend)
         history: list[Message] = [Message.system(system)] if system else []
         if prompt is not None and not interactive:
@@ -170,7 +151,6 @@ def _repl(m: Any, history: list[Any], pending: list[Any], first: str | None, gen
         pending = []
 
 
-@app.command()
 def embed(
     text: list[str] = typer.Option([], "--text", help="Text input (repeatable)."),
     image: list[Path] = typer.Option([], "--image"),
@@ -185,20 +165,12 @@ def embed(
     as_json: bool = typer.Option(False, "--json", help="Print vectors as JSON."),
 ) -> None:
     """Embed inputs of any modality into the shared bind space; prints their cosine similarities."""
+    flags = dict(locals())  # the command's parameters by name, before any other local exists
     from omnibind.errors import OmnibindError
     from omnibind.messages import TextPart
 
-    files = {
-        "image": image,
-        "audio": audio,
-        "video": video,
-        "depth": depth,
-        "thermal": thermal,
-        "imu": imu,
-        "points": points,
-    }
     try:
-        parts = [TextPart(t) for t in text] + _media_parts(files)
+        parts = [TextPart(t) for t in text] + _media_parts(flags)
         if not parts:
             _fail(ValueError("give at least one input (--text, --image, --audio, ...)"))
         vecs = _load(model).embed(parts)
@@ -221,7 +193,6 @@ def embed(
         typer.echo(f"{n:<{width}}  " + " ".join(f"{s:+.3f}" for s in sims[i]))
 
 
-@app.command()
 def info(
     model: str | None = ModelOpt, backend: str | None = BackendOpt, as_json: bool = typer.Option(False, "--json")
 ) -> None:
@@ -256,7 +227,6 @@ def info(
 
 
 cache_app = typer.Typer(help="The retrieval cache of image features (ImageBind-LLM's cache-enhanced inference).")
-app.add_typer(cache_app, name="cache")
 
 
 @cache_app.command("build")
@@ -284,82 +254,3 @@ def cache_build(
         _fail(e)
         return
     typer.echo(f"wrote {len(cache)} image features (dim {cache.dim}) to {out}")
-
-
-bench_app = typer.Typer(
-    help="Performance measurements (figures and ratios measured in one run).", invoke_without_command=True
-)
-app.add_typer(bench_app, name="bench")
-
-
-@bench_app.callback()
-def bench(
-    ctx: typer.Context,
-    model: str | None = ModelOpt,
-    tokens: int = typer.Option(32, help="Tokens generated per timing."),
-    repeats: int = typer.Option(3, help="Timed repetitions (median reported)."),
-    backends: bool = typer.Option(
-        True, "--backends/--no-backends", help="Also run transformers and llama.cpp side by side (needs the extra)."
-    ),
-    decode_tokens: int = typer.Option(64, help="Tokens per decode-speed timing in the backends comparison."),
-    out: Path | None = typer.Option(None, "--out", help="Also write the figures as JSON."),
-) -> None:
-    """Load time, per-modality encode time, the glue overhead, and transformers vs llama.cpp."""
-    if ctx.invoked_subcommand is not None:
-        return
-    from omnibind.bench.core import print_report, run_core_bench
-
-    results = run_core_bench(model, tokens=tokens, repeats=repeats)
-    print_report(results)
-    if backends:
-        from omnibind.bench.backends import bench_backends, llamacpp_missing, print_backends_report
-
-        missing = llamacpp_missing()
-        if missing:
-            typer.echo(f"transformers vs llama.cpp skipped: {missing}")
-            results["backends"] = {"skipped": missing}
-        else:
-            results["backends"] = bench_backends(model, tokens=decode_tokens, repeats=repeats)
-            print_backends_report(results["backends"])
-    if out:
-        out.write_text(json.dumps(results, indent=2))
-
-
-def _mount_optional() -> None:
-    """Attach the command groups that live beside their subsystems."""
-    mounts = [
-        ("omnibind.data.cli", "app", "group", "data"),
-        ("omnibind.train.cli", "train_command", "command", "train"),
-        ("omnibind.eval.cli", "app", "group", "eval"),
-        ("omnibind.serve.server_cli", "serve_command", "command", "serve"),
-        ("omnibind.serve.server_cli", "web_command", "command", "web"),
-        ("omnibind.llm.export_cli", "app", "group", "export"),
-        ("omnibind.bench.serve", "bench_serve_command", "bench", "serve"),
-        ("omnibind.bench.backends", "bench_backends_command", "bench", "backends"),
-        ("omnibind.bench.train", "bench_train_command", "bench", "train"),
-    ]
-    for module, attr, kind, name in mounts:
-        try:
-            obj = getattr(importlib.import_module(module), attr)
-        except ModuleNotFoundError as e:
-            if e.name == module:
-                continue  # subsystem not installed in this build
-            raise
-        if kind == "group":
-            app.add_typer(obj, name=name)
-        elif kind == "command":
-            app.command(name)(obj)
-        else:
-            bench_app.command(name)(obj)
-
-
-_mount_optional()
-
-
-def main() -> None:
-    """Entry point of the ``omnibind`` script."""
-    app()
-
-
-if __name__ == "__main__":
-    main()

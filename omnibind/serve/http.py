@@ -9,12 +9,10 @@ Every error is JSON in OpenAI's shape; no bad input stops the server.
 from __future__ import annotations
 
 import asyncio
-import base64
 import hmac
 import json
 import time
 import uuid
-from collections import defaultdict
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -24,20 +22,11 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from omnibind.serve.batching import (
-    Batcher,
-    QueueFullError,
-    RequestCancelledError,
-    RequestTimeoutError,
-    ServerClosingError,
-)
-from omnibind.serve.openai_parts import (
-    APIError,
-    decode_media,
-    media_error,
-    parse_chat_request,
-    parse_embedding_inputs,
-)
+from omnibind.serve.batching import Batcher, QueueFullError
+from omnibind.serve.errors import APIError, to_api_error
+from omnibind.serve.metrics import Metrics
+from omnibind.serve.openai_wire import chunk_body, completion_body, embeddings_body, model_card, usage_body
+from omnibind.serve.requests import decode_media, parse_chat_request, parse_embedding_inputs
 from omnibind.serve.settings import ServeSettings
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -50,7 +39,6 @@ ENDPOINTS = (
     "/v1/chat/completions",
     "/v1/embeddings",
 )
-LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 PAGE_CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data: blob:; media-src 'self' data: blob:; connect-src 'self'; object-src 'none'; "
@@ -127,13 +115,13 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
-        return {"object": "list", "data": [_model_card(m) for m in served]}
+        return {"object": "list", "data": [model_card(m) for m in served]}
 
     @app.get("/v1/models/{model_id}")
     async def one_model(model_id: str) -> dict[str, Any]:
         if model_id not in served:
             raise APIError(404, f"The model {model_id!r} does not exist on this server", code="model_not_found")
-        return _model_card(model_id)
+        return model_card(model_id)
 
     @app.get("/v1/info")
     async def info() -> dict[str, Any]:
@@ -168,30 +156,11 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
             return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
         result = await _wait(handle, request, settings.request_timeout_s)
         metrics.tokens(result.completion_tokens)
-        return JSONResponse(
-            {
-                "id": cid,
-                "object": "chat.completion",
-                "created": created,
-                "model": req.model,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": result.text},
-                        "finish_reason": result.finish_reason,
-                        "logprobs": None,
-                    }
-                ],
-                "usage": _usage(result),
-                "system_fingerprint": None,
-            }
-        )
+        return JSONResponse(completion_body(cid, created, req.model, result))
 
     # --- embeddings ----------------------------------------------------------------------------
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> dict[str, Any]:
-        import numpy as np
-
         body = await read_json(request, settings.max_body_bytes)
         model_id, parts, encoding = parse_embedding_inputs(body, settings, served)
         _admit(batcher)
@@ -201,58 +170,16 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
             vectors = await asyncio.wait_for(batcher.embed(parts), settings.request_timeout_s + 5)
         except Exception as e:
             raise to_api_error(e) from None
-        data = []
-        for i, v in enumerate(np.asarray(vectors, dtype=np.float32)):
-            emb: Any = base64.b64encode(v.astype("<f4").tobytes()).decode() if encoding == "base64" else v.tolist()
-            data.append({"object": "embedding", "index": i, "embedding": emb})
-        return {
-            "object": "list",
-            "data": data,
-            "model": model_id,
-            "usage": {"prompt_tokens": len(parts), "total_tokens": len(parts)},
-        }
+        return embeddings_body(vectors, model_id, encoding)
 
     return app
 
 
 # --- helpers --------------------------------------------------------------------------------------
-def _model_card(model_id: str) -> dict[str, Any]:
-    return {"id": model_id, "object": "model", "created": 0, "owned_by": "omnibind"}
-
-
-def _usage(result: Any) -> dict[str, int]:
-    return {
-        "prompt_tokens": result.prompt_tokens,
-        "completion_tokens": result.completion_tokens,
-        "total_tokens": result.prompt_tokens + result.completion_tokens,
-    }
-
-
 def _admit(batcher: Batcher) -> None:
     """Refuse early (before decoding media) when the queue is already full."""
     if batcher.depth >= batcher.max_queue:
         raise to_api_error(QueueFullError(batcher.depth, batcher.retry_after()))
-
-
-def to_api_error(e: BaseException) -> APIError:
-    """Batcher and model exceptions → the HTTP error a client sees."""
-    if isinstance(e, APIError):
-        return e
-    if isinstance(e, QueueFullError):
-        return APIError(
-            429, str(e), type="rate_limit_error", code="queue_full", headers={"Retry-After": str(e.retry_after)}
-        )
-    if isinstance(e, ServerClosingError):
-        return APIError(503, str(e), type="server_error", code="shutting_down", headers={"Retry-After": "5"})
-    if isinstance(e, (RequestTimeoutError, asyncio.TimeoutError)):
-        return APIError(504, f"request timed out: {e}", type="timeout_error", code="timeout")
-    if isinstance(e, RequestCancelledError):
-        return APIError(499, "request cancelled", type="cancelled", code="cancelled")
-    from omnibind.errors import OmnibindError
-
-    if isinstance(e, (OmnibindError, ValueError, TypeError)):
-        return media_error(e)
-    return APIError(500, f"internal error: {type(e).__name__}: {e}", type="server_error")
 
 
 async def read_json(request: Any, limit: int) -> Any:
@@ -301,17 +228,7 @@ async def _sse(handle: Any, cid: str, created: int, model_id: str, include_usage
     """OpenAI's chat.completion.chunk events; the work is cancelled when the client goes away."""
 
     def chunk(delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None) -> str:
-        body: dict[str, Any] = {
-            "id": cid,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model_id,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
-        }
-        if usage is not None:
-            body["choices"] = []
-            body["usage"] = usage
-        return f"data: {json.dumps(body)}\n\n"
+        return f"data: {json.dumps(chunk_body(cid, created, model_id, delta, finish, usage))}\n\n"
 
     try:
         yield chunk({"role": "assistant", "content": ""})
@@ -325,7 +242,7 @@ async def _sse(handle: Any, cid: str, created: int, model_id: str, include_usage
         metrics.tokens(result.completion_tokens)
         yield chunk({}, result.finish_reason)
         if include_usage:
-            yield chunk({}, usage=_usage(result))
+            yield chunk({}, usage=usage_body(result))
     except Exception as e:  # report in-band: the 200 status line has already gone out
         yield f"data: {json.dumps(to_api_error(e).body())}\n\n"
     finally:
@@ -432,87 +349,6 @@ async def _send_json(send: Any, err: APIError) -> None:
     headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": err.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-class Metrics:
-    """Request counts and latency histograms per endpoint, plus the batcher's gauges."""
-
-    def __init__(self, batcher: Batcher):
-        self.batcher = batcher
-        self.started = time.time()
-        self.in_flight = 0
-        self.counts: dict[tuple[str, int], int] = defaultdict(int)
-        self.buckets: dict[str, list[int]] = defaultdict(lambda: [0] * (len(LATENCY_BUCKETS) + 1))
-        self.sums: dict[str, float] = defaultdict(float)
-        self.completion_tokens = 0
-
-    def observe(self, endpoint: str, status: int, seconds: float) -> None:
-        self.counts[(endpoint, status)] += 1
-        b = self.buckets[endpoint]
-        for i, edge in enumerate(LATENCY_BUCKETS):
-            if seconds <= edge:
-                b[i] += 1
-        b[-1] += 1
-        self.sums[endpoint] += seconds
-
-    def tokens(self, n: int) -> None:
-        self.completion_tokens += n
-
-    def render(self) -> str:
-        """Prometheus text exposition format."""
-        s = self.batcher.stats
-        out: list[str] = []
-
-        def metric(name: str, kind: str, help_: str, rows: list[tuple[str, float]]) -> None:
-            out.append(f"# HELP omnibind_{name} {help_}")
-            out.append(f"# TYPE omnibind_{name} {kind}")
-            out.extend(f"omnibind_{name}{labels} {value:g}" for labels, value in rows)
-
-        metric(
-            "requests_total",
-            "counter",
-            "HTTP requests by endpoint and status.",
-            [(f'{{endpoint="{e}",status="{c}"}}', n) for (e, c), n in sorted(self.counts.items())],
-        )
-        rows = []
-        for e, b in sorted(self.buckets.items()):
-            for edge, n in zip(LATENCY_BUCKETS, b):
-                rows.append((f'_bucket{{endpoint="{e}",le="{edge}"}}', n))
-            rows += [
-                (f'_bucket{{endpoint="{e}",le="+Inf"}}', b[-1]),
-                (f'_sum{{endpoint="{e}"}}', self.sums[e]),
-                (f'_count{{endpoint="{e}"}}', b[-1]),
-            ]
-        out.append("# HELP omnibind_request_seconds Request latency (for streams: until the last byte).")
-        out.append("# TYPE omnibind_request_seconds histogram")
-        out.extend(f"omnibind_request_seconds{labels} {value:g}" for labels, value in rows)
-        gauges = [
-            ("requests_in_flight", "gauge", "HTTP requests being handled.", self.in_flight),
-            ("queue_depth", "gauge", "Requests waiting for a batch.", self.batcher.depth),
-            ("batch_running", "gauge", "Requests in the batch being decoded.", s.running),
-            ("tokens_per_second", "gauge", "Generated tokens per second over the last 30 s.", s.tokens_per_second()),
-            ("generated_tokens_total", "counter", "Tokens generated.", s.tokens),
-            ("batches_total", "counter", "Batches run (chat and embeddings).", s.batches),
-            ("batched_requests_total", "counter", "Requests run inside batches.", s.batched_requests),
-            ("rejected_total", "counter", "Requests refused because the queue was full (429).", s.rejected),
-            ("cancelled_total", "counter", "Requests cancelled (client disconnected).", s.cancelled),
-            ("timeouts_total", "counter", "Requests that passed their deadline.", s.timeouts),
-            ("resident_memory_bytes", "gauge", "Resident set size of the server process.", _rss_bytes()),
-            ("uptime_seconds", "gauge", "Seconds since the app was created.", time.time() - self.started),
-        ]
-        for name, kind, help_, value in gauges:
-            metric(name, kind, help_, [("", float(value))])
-        return "\n".join(out) + "\n"
-
-
-def _rss_bytes() -> int:
-    try:
-        with open("/proc/self/statm") as f:
-            import os
-
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
 
 
 class BackgroundServer:

@@ -4,22 +4,39 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def _settings(**kw: object) -> object:
+# Command parameters named differently from the ServeSettings field they set.
+_SETTING_NAMES = {
+    "allow_url": "url_allowlist",
+    "cors_origin": "cors_origins",
+    "timeout": "request_timeout_s",
+    "max_tokens": "max_tokens_limit",
+}
+_LIMIT_FLAGS = ("max_audio_seconds", "max_video_seconds", "max_image_pixels", "max_points")
+_NOT_SETTINGS = ("model", "backend", "open_browser")
+
+
+def _settings(flags: dict[str, Any]) -> Any:
+    """``ServeSettings`` from a command's parameters (by name); media limits left at None keep the defaults."""
     from omnibind.serve.settings import ServeSettings, serve_limits
 
+    kw = {_SETTING_NAMES.get(k, k): v for k, v in flags.items() if k not in _NOT_SETTINGS}
     limits = serve_limits()
-    for name in ("max_audio_seconds", "max_video_seconds", "max_image_pixels", "max_points"):
-        if kw.get(name) is not None:
-            setattr(limits, name, kw[name])
-        kw.pop(name, None)
+    for name in _LIMIT_FLAGS:
+        value = kw.pop(name, None)
+        if value is not None:
+            setattr(limits, name, value)
+    for name in ("url_allowlist", "cors_origins"):
+        if name in kw:
+            kw[name] = list(kw[name])
     mb = kw.pop("max_body_mb")
-    return ServeSettings(limits=limits, max_body_bytes=int(float(mb) * 1024 * 1024), **kw)  # type: ignore[arg-type]
+    return ServeSettings(limits=limits, max_body_bytes=int(float(mb) * 1024 * 1024), **kw)
 
 
 def serve_command(
@@ -47,6 +64,7 @@ def serve_command(
     max_points: int | None = typer.Option(None, help="Media limit (default 1M)."),
 ) -> None:
     """Serve the model over an OpenAI-compatible HTTP API (see docs/SERVING.md)."""
+    flags = dict(locals())  # the command's parameters by name, before any other local exists
     if host not in LOOPBACK and not api_key:
         typer.secho(
             f"refusing to listen on {host} without --api-key (or OMNIBIND_API_KEY): the API would be open to "
@@ -56,26 +74,7 @@ def serve_command(
         )
         raise typer.Exit(2)
     try:
-        settings = _settings(
-            host=host,
-            port=port,
-            api_key=api_key,
-            model_name=model_name,
-            web=web,
-            media_root=media_root,
-            url_allowlist=list(allow_url),
-            cors_origins=list(cors_origin),
-            max_batch_size=max_batch_size,
-            batch_wait_ms=batch_wait_ms,
-            max_queue=max_queue,
-            request_timeout_s=timeout,
-            max_tokens_limit=max_tokens,
-            max_body_mb=max_body_mb,
-            max_audio_seconds=max_audio_seconds,
-            max_video_seconds=max_video_seconds,
-            max_image_pixels=max_image_pixels,
-            max_points=max_points,
-        )
+        settings = _settings(flags)
     except ValueError as e:
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
@@ -90,7 +89,9 @@ def web_command(
     open_browser: bool = typer.Option(False, "--open", help="Open the page in the default browser."),
 ) -> None:
     """The demo page (chat with any mix of uploaded or recorded inputs) on http://127.0.0.1:PORT/."""
-    settings = _settings(host="127.0.0.1", port=port, web=True, max_tokens_limit=max_tokens, max_body_mb=40.0)
+    settings = _settings(
+        {"host": "127.0.0.1", "port": port, "web": True, "max_tokens": max_tokens, "max_body_mb": 40.0}
+    )
     if open_browser:
         import threading
         import webbrowser
@@ -99,7 +100,7 @@ def web_command(
     _run(model, backend, settings)
 
 
-def _run(model_name: str | None, backend: str | None, settings: object) -> None:
+def _run(model_name: str | None, backend: str | None, settings: Any) -> None:
     import uvicorn
 
     import omnibind
@@ -112,10 +113,10 @@ def _run(model_name: str | None, backend: str | None, settings: object) -> None:
     except OmnibindError as e:
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
-    app = create_app(model, settings)  # type: ignore[arg-type]
-    host, port = settings.host, settings.port  # type: ignore[attr-defined]
+    app = create_app(model, settings)
+    host, port = settings.host, settings.port
     shown = f"[{host}]" if ":" in host else host
     typer.echo(
         f"omnibind: serving {model.config.name} on http://{shown}:{port}/v1" + (" (page at /)" if settings.web else "")
-    )  # type: ignore[attr-defined]
+    )
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from omnibind.bench import backends as bb
 from omnibind.bench import core as bc
-from omnibind.serve.cli import app
+from omnibind.cli import app
 
 runner = CliRunner()
 _KV = {"history_positions": 100, "cached_positions": 80, "second_turn_seconds": 0.02, "full_history_seconds": 0.1}

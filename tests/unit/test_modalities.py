@@ -711,3 +711,44 @@ def test_examples_load_and_damaged_copies_raise_typed_errors(name: str):
             M.load(modality, damaged.tobytes(), format=path.suffix[1:], name=f"{name}:{label}")
         except InputError as e:
             assert f"{name}:{label}" in str(e)
+
+
+# --- options: declared once per modality, refused when undeclared ------------------------------------
+@pytest.mark.parametrize("modality", ["image", "audio", "video", "depth", "thermal", "imu", "points", "text"])
+def test_loaders_refuse_undeclared_options(modality: str):
+    allowed = sorted(o.name for o in M.get(modality).options)
+    with pytest.raises(InputError, match=r"unknown \w+ option 'evil'; allowed: ") as e:
+        M.load(modality, b"whatever", format="bin", options={"evil": 1}, name="x")
+    assert e.value.modality == modality and str(allowed) in str(e.value) and "input x" in str(e.value)
+    if modality != "text":  # a typo is not silently ignored, whichever way the input arrives
+        with pytest.raises(InputError, match=f"unknown {modality} option 'num_point'"):
+            M.load_part(MediaPart(modality, np.zeros((4, 4)), options={"num_point": 5}))
+
+
+def test_option_declarations_are_well_formed():
+    from omnibind.modalities.options import Option
+
+    for name in M.MODALITIES.names():
+        for o in M.get(name).options:
+            assert isinstance(o, Option) and o.help, (name, o)
+            assert o.type in (bool, int, float, str, object), (name, o)
+            assert (o.type is str) == bool(o.choices), (name, o)
+            if o.client and o.type in (int, float):
+                lo, hi = o.bounds  # a client may only ask for a bounded amount of work
+                if o.range:
+                    assert o.range[0] <= lo <= hi <= o.range[1], (name, o)
+            assert not (o.client and o.type is object), (name, o)
+
+
+def test_server_option_specs_come_from_the_modalities():
+    from omnibind.modalities.options import client_options
+
+    served = {m: sorted(client_options(M.get(m).options)) for m in ("video", "depth", "thermal", "imu", "points")}
+    assert served == {
+        "video": ["audio", "num_frames"],
+        "depth": ["kind", "scale"],
+        "thermal": ["allow_rgb", "unit"],
+        "imu": ["sample_rate"],
+        "points": ["num_points", "seed"],
+    }
+    assert client_options(M.get("depth").options)["kind"].choices == ("metric", "disparity")

@@ -11,14 +11,10 @@ import pytest
 
 from omnibind.messages import MediaPart, MixPart, TextPart
 from omnibind.modalities.base import Limits
-from omnibind.serve.openai_parts import (
-    APIError,
-    decode_media,
-    parse_chat_request,
-    parse_embedding_inputs,
-    parse_messages,
-    url_allowed,
-)
+from omnibind.serve.errors import APIError
+from omnibind.serve.media_sources import url_allowed
+from omnibind.serve.openai_wire import parse_messages
+from omnibind.serve.requests import decode_media, parse_chat_request, parse_embedding_inputs
 from omnibind.serve.settings import ServeSettings
 
 SERVED = ["omnibind", "tiny"]

@@ -1,0 +1,402 @@
+"""The OpenAI wire format, both ways: typed messages ⇄ chat JSON, and the response objects.
+
+The server parses requests with ``parse_messages`` / ``parse_part`` and builds responses with
+``completion_body`` / ``chunk_body`` / ``embeddings_body``; clients (the eval endpoint model, ``omnibind bench serve``)
+build requests with ``encode_messages`` / ``chat_request`` and read answers with ``reply_text`` /
+``parse_completion`` / ``parse_chunks`` / ``parse_embeddings``. One module, so the two sides cannot
+drift apart.
+
+Content parts understood in ``messages[].content`` and in ``/v1/embeddings`` inputs:
+
+- ``{"type": "text", "text": "..."}``
+- ``{"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}}`` — also a local
+  path (``file:///...`` or relative) under the server's media root, or an http(s) URL that
+  matches the configured allowlist. Anything else is refused.
+- ``{"type": "input_audio", "input_audio": {"data": "<base64>", "format": "wav"}}`` (OpenAI's shape;
+  wav, mp3, flac, ogg, webm...)
+- omnibind extensions, same shape as ``input_audio`` plus optional ``options`` and ``url``:
+  ``input_video``, ``input_depth``, ``input_thermal``, ``input_imu``, ``input_points``, e.g.
+  ``{"type": "input_imu", "input_imu": {"data": "<base64 csv>", "format": "csv", "options": {"sample_rate": 50}}}``
+  The options a client may set are those each modality declares with ``client=True``
+  (``omnibind/modalities/<kind>.py``, ``OPTIONS``).
+- ``{"type": "mix", "mix": {"parts": [<parts above>], "weights": [0.7, 0.3]}}`` — one weighted
+  bind-space vector (ImageBind-LLM's embedding arithmetic).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omnibind import modalities
+from omnibind.errors import ConfigError
+from omnibind.messages import MediaPart, Message, MixPart, Part, TextPart
+from omnibind.modalities.options import client_options
+from omnibind.serve.errors import APIError, bad, is_number, json_type
+from omnibind.serve.media_sources import FORMAT_RE, MIME_FORMATS, decode_base64, source_from_url
+from omnibind.serve.settings import ServeSettings
+
+EXTENSION_TYPES = {f"input_{m}": m for m in ("video", "depth", "thermal", "imu", "points")}
+"""omnibind's content-part types beyond OpenAI's ``image_url`` and ``input_audio``."""
+PART_TYPES = ("text", "image_url", "input_audio", *EXTENSION_TYPES, "mix")
+ROLE_ALIASES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+
+# The MIME type a client writes into an image data URL for a format (the first spelling wins).
+_FORMAT_MIMES: dict[str, str] = {}
+for _mime, _fmt in MIME_FORMATS.items():
+    _FORMAT_MIMES.setdefault(_fmt, _mime)
+
+
+@dataclass
+class PartBudget:
+    """Counts media parts across a whole request (``max_parts``)."""
+
+    limit: int
+    used: int = 0
+
+    def take(self, where: str) -> None:
+        """Count one more media part; a 413 once the request has more than ``limit``."""
+        self.used += 1
+        if self.used > self.limit:
+            raise APIError(
+                413, f"{where}: more than {self.limit} media parts in one request", param=where, code="too_many_parts"
+            )
+
+
+# --- requests: JSON → typed (server side) --------------------------------------------------------
+def parse_part(raw: Any, where: str, settings: ServeSettings, budget: PartBudget, *, allow_mix: bool = True) -> Part:
+    """One OpenAI content part (or omnibind extension part) → TextPart / MediaPart / MixPart."""
+    if isinstance(raw, str):
+        return TextPart(raw)
+    if not isinstance(raw, dict):
+        raise bad(f"{where}: a content part must be an object with a 'type', got {json_type(raw)}", where)
+    kind = raw.get("type")
+    if kind == "text":
+        text = raw.get("text")
+        if not isinstance(text, str):
+            raise bad(f"{where}.text: expected a string, got {json_type(text)}", f"{where}.text")
+        return TextPart(text)
+    if kind == "image_url":
+        spec = raw.get("image_url")
+        url = spec.get("url") if isinstance(spec, dict) else spec
+        budget.take(where)
+        source, fmt = source_from_url(url, f"{where}.image_url.url", settings)
+        return MediaPart("image", source, format=fmt, name=where)
+    if kind == "input_audio" or kind in EXTENSION_TYPES:
+        modality = "audio" if kind == "input_audio" else EXTENSION_TYPES[kind]
+        return _media_part(raw.get(kind), modality, f"{where}.{kind}", settings, budget)
+    if kind == "mix":
+        if not allow_mix:
+            raise bad(f"{where}: a mix cannot contain another mix", where)
+        return _mix_part(raw.get("mix"), f"{where}.mix", settings, budget)
+    raise bad(f"{where}: unknown content part type {kind!r}; expected one of {list(PART_TYPES)}", f"{where}.type")
+
+
+def _media_part(spec: Any, modality: str, where: str, settings: ServeSettings, budget: PartBudget) -> MediaPart:
+    if not isinstance(spec, dict):
+        raise bad(f"{where}: expected an object with 'data' (base64) and 'format', got {json_type(spec)}", where)
+    budget.take(where)
+    fmt = spec.get("format")
+    if fmt is not None and (not isinstance(fmt, str) or not FORMAT_RE.match(fmt.lower().lstrip("."))):
+        raise bad(f"{where}.format: expected a short file-type name such as 'wav', got {fmt!r}", f"{where}.format")
+    fmt = fmt.lower().lstrip(".") if isinstance(fmt, str) else None
+    if "data" in spec:
+        source: Any = decode_base64(spec["data"], f"{where}.data", settings.limits)
+    elif "url" in spec:
+        source, url_fmt = source_from_url(spec["url"], f"{where}.url", settings)
+        fmt = fmt or url_fmt
+    else:
+        raise bad(f"{where}: needs 'data' (base64) or 'url'", where)
+    options = parse_options(spec.get("options"), modality, f"{where}.options")
+    return MediaPart(modality, source, format=fmt, options=options, name=where.rsplit(".", 1)[0])
+
+
+def parse_options(raw: Any, modality: str, where: str) -> dict[str, Any]:
+    """A client's loader options, checked against what the modality declares clients may set."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise bad(f"{where}: expected an object, got {json_type(raw)}", where)
+    specs = client_options(modalities.get(modality).options)
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in specs:
+            raise bad(f"{where}: unknown {modality} option {key!r}; allowed: {sorted(specs)}", f"{where}.{key}")
+        opt = specs[key]
+        if opt.type is bool:
+            if not isinstance(value, bool):
+                raise bad(f"{where}.{key}: expected true/false, got {json_type(value)}", f"{where}.{key}")
+        elif opt.type in (int, float):
+            typ = opt.type
+            lo, hi = opt.bounds or (-math.inf, math.inf)
+            ok = is_number(value)
+            if typ is int and ok and float(value) != int(value):
+                ok = False
+            if not ok or not lo <= value <= hi:
+                raise bad(f"{where}.{key}: expected a {typ.__name__} in [{lo}, {hi}], got {value!r}", f"{where}.{key}")
+            value = typ(value)
+        elif value not in opt.choices:
+            raise bad(f"{where}.{key}: expected one of {list(opt.choices)}, got {value!r}", f"{where}.{key}")
+        out[key] = value
+    return out
+
+
+def _mix_part(spec: Any, where: str, settings: ServeSettings, budget: PartBudget) -> MixPart:
+    if not isinstance(spec, dict) or not isinstance(spec.get("parts"), list) or not spec["parts"]:
+        raise bad(f"{where}: expected {{'parts': [content parts], 'weights': [numbers]}}", where)
+    parts = [
+        parse_part(p, f"{where}.parts[{i}]", settings, budget, allow_mix=False) for i, p in enumerate(spec["parts"])
+    ]
+    weights = spec.get("weights")
+    if weights is not None:
+        if not isinstance(weights, list) or not all(is_number(w) for w in weights):
+            raise bad(f"{where}.weights: expected a list of numbers", f"{where}.weights")
+        if len(weights) != len(parts):
+            raise bad(f"{where}.weights: {len(parts)} parts but {len(weights)} weights", f"{where}.weights")
+        if not any(abs(w) > 0 for w in weights):
+            raise bad(f"{where}.weights: all weights are zero", f"{where}.weights")
+    return MixPart(parts, weights)  # type: ignore[arg-type]
+
+
+def parse_messages(raw: Any, settings: ServeSettings) -> list[Message]:
+    """``messages`` of a chat request → omnibind messages."""
+    if not isinstance(raw, list) or not raw:
+        raise bad("'messages' must be a non-empty array of message objects", "messages")
+    if len(raw) > settings.max_messages:
+        raise APIError(
+            413, f"'messages' has {len(raw)} entries; the limit is {settings.max_messages}", param="messages"
+        )
+    budget = PartBudget(settings.max_parts)
+    out: list[Message] = []
+    for i, m in enumerate(raw):
+        where = f"messages[{i}]"
+        if not isinstance(m, dict):
+            raise bad(f"{where}: expected an object with 'role' and 'content', got {json_type(m)}", where)
+        role = m.get("role")
+        if role not in ROLE_ALIASES:
+            raise bad(
+                f"{where}.role: unsupported role {role!r}; expected system, developer, user or assistant",
+                f"{where}.role",
+            )
+        content = m.get("content")
+        if content is None and role == "assistant":
+            content = ""
+        if isinstance(content, str):
+            parts: list[Part] = [TextPart(content)]
+        elif isinstance(content, list):
+            parts = [parse_part(p, f"{where}.content[{j}]", settings, budget) for j, p in enumerate(content)]
+        else:
+            raise bad(
+                f"{where}.content: expected a string or an array of content parts, got {json_type(content)}", where
+            )
+        if ROLE_ALIASES[role] != "user" and any(not isinstance(p, TextPart) for p in parts):
+            raise bad(f"{where}: only user messages may carry media ({role} message has some)", f"{where}.content")
+        out.append(Message(ROLE_ALIASES[role], parts))  # type: ignore[arg-type]
+    return out
+
+
+# --- requests: typed → JSON (client side) ---------------------------------------------------------
+def encode_part(part: Part) -> dict[str, Any]:
+    """One part as an OpenAI content part: media as base64 (images as ``data:`` URLs)."""
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    if isinstance(part, MixPart):
+        return {"type": "mix", "mix": {"parts": [encode_part(p) for p in part.parts], "weights": list(part.weights)}}
+    data, fmt, options = media_bytes(part)
+    b64 = base64.b64encode(data).decode()
+    if part.modality == "image":
+        mime = _FORMAT_MIMES.get(fmt, f"image/{fmt}") if fmt else "application/octet-stream"
+        return {"type": "image_url", "image_url": {"url": f"data:{mime};base64,{b64}"}}
+    body: dict[str, Any] = {"data": b64}
+    if fmt:
+        body["format"] = fmt
+    if options:
+        body["options"] = options
+    kind = f"input_{part.modality}"
+    return {"type": kind, kind: body}
+
+
+def encode_message(message: Message) -> dict[str, Any]:
+    """An omnibind message as OpenAI chat JSON: text-only content as one string, else content parts."""
+    if all(isinstance(p, TextPart) for p in message.content):
+        return {"role": message.role, "content": message.text}
+    return {"role": message.role, "content": [encode_part(p) for p in message.content]}
+
+
+def encode_messages(messages: Iterable[Message]) -> list[dict[str, Any]]:
+    """A conversation as the ``messages`` array of a chat request."""
+    return [encode_message(m) for m in messages]
+
+
+def chat_request(
+    messages: Iterable[Message], *, model: str, max_tokens: int, stream: bool = False, **fields: Any
+) -> dict[str, Any]:
+    """A ``/v1/chat/completions`` body; ``fields`` adds others (``temperature``, ``seed``, ``stop``...)."""
+    body: dict[str, Any] = {"model": model, "messages": encode_messages(messages), "max_tokens": max_tokens}
+    if stream:
+        body["stream"] = True
+    body.update(fields)
+    return body
+
+
+def media_bytes(part: MediaPart) -> tuple[bytes, str | None, dict[str, Any]]:
+    """A media part's file bytes, their format (None: let the server sniff) and the options to send.
+
+    Paths and bytes travel as they are; decoded arrays are written as a file (image → PNG,
+    audio → WAV, others → .npy). A WAV carries its own rate, so ``sample_rate`` is not sent for it.
+    """
+    import io
+
+    import numpy as np
+
+    src, options = part.source, dict(part.options)
+    if isinstance(src, (str, Path)):
+        p = Path(src)
+        return p.read_bytes(), p.suffix.lower().lstrip(".") or part.format, options
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return bytes(src), part.format, options
+    if isinstance(src, np.ndarray):
+        buf = io.BytesIO()
+        if part.modality == "image":
+            from PIL import Image as PILImage
+
+            PILImage.fromarray(src).save(buf, format="PNG")
+            return buf.getvalue(), "png", options
+        if part.modality == "audio":
+            import soundfile as sf
+
+            sf.write(buf, src, int(options.pop("sample_rate", 16000)), format="WAV")
+            return buf.getvalue(), "wav", options
+        np.save(buf, src)
+        return buf.getvalue(), "npy", options
+    raise ConfigError(f"cannot send a {type(src).__name__} {part.modality} input to an endpoint")
+
+
+# --- responses --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Completion:
+    """What one chat answer says: its text, why it stopped, and the token counts."""
+
+    text: str
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def usage_body(result: Any) -> dict[str, int]:
+    """OpenAI's ``usage`` object from anything with ``prompt_tokens`` and ``completion_tokens``."""
+    return {
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
+        "total_tokens": result.prompt_tokens + result.completion_tokens,
+    }
+
+
+def completion_body(cid: str, created: int, model: str, result: Any) -> dict[str, Any]:
+    """A ``chat.completion`` object from an answer (``text``, ``finish_reason`` and token counts)."""
+    return {
+        "id": cid,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.text},
+                "finish_reason": result.finish_reason,
+                "logprobs": None,
+            }
+        ],
+        "usage": usage_body(result),
+        "system_fingerprint": None,
+    }
+
+
+def chunk_body(
+    cid: str,
+    created: int,
+    model: str,
+    delta: dict[str, Any],
+    finish: str | None = None,
+    usage: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """One ``chat.completion.chunk`` event; with ``usage`` it is the final usage-only chunk (no choices)."""
+    body: dict[str, Any] = {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+    }
+    if usage is not None:
+        body["choices"] = []
+        body["usage"] = usage
+    return body
+
+
+def reply_text(response_json: dict[str, Any]) -> str:
+    """The assistant's text in a ``chat.completion`` object ("" when it has none)."""
+    return parse_completion(response_json).text
+
+
+def parse_completion(response_json: dict[str, Any]) -> Completion:
+    """A ``chat.completion`` object → ``Completion``."""
+    choices = response_json.get("choices") or [{}]
+    choice = choices[0]
+    usage = response_json.get("usage") or {}
+    return Completion(
+        text=(choice.get("message") or {}).get("content") or "",
+        finish_reason=choice.get("finish_reason"),
+        prompt_tokens=int(usage.get("prompt_tokens", 0)),
+        completion_tokens=int(usage.get("completion_tokens", 0)),
+    )
+
+
+def parse_chunks(chunks: Sequence[dict[str, Any]]) -> Completion:
+    """The ``chat.completion.chunk`` objects of one stream → ``Completion`` (text joined from the deltas)."""
+    text: list[str] = []
+    finish: str | None = None
+    usage: dict[str, Any] = {}
+    for c in chunks:
+        for choice in c.get("choices") or []:
+            text.append((choice.get("delta") or {}).get("content") or "")
+            finish = choice.get("finish_reason") or finish
+        usage = c.get("usage") or usage
+    return Completion("".join(text), finish, int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)))
+
+
+def embeddings_body(vectors: Any, model: str, encoding: str = "float") -> dict[str, Any]:
+    """The ``/v1/embeddings`` response: one float32 vector per input, as numbers or base64 (little-endian)."""
+    import numpy as np
+
+    data = []
+    for i, v in enumerate(np.asarray(vectors, dtype=np.float32)):
+        emb: Any = base64.b64encode(v.astype("<f4").tobytes()).decode() if encoding == "base64" else v.tolist()
+        data.append({"object": "embedding", "index": i, "embedding": emb})
+    n = len(data)
+    return {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": n, "total_tokens": n}}
+
+
+def parse_embeddings(response_json: dict[str, Any]) -> Any:
+    """A ``/v1/embeddings`` response → (N, D) float32 array in input order (either encoding)."""
+    import numpy as np
+
+    rows = sorted(response_json.get("data") or [], key=lambda d: d["index"])
+    return np.asarray(
+        [
+            np.frombuffer(base64.b64decode(d["embedding"]), "<f4")
+            if isinstance(d["embedding"], str)
+            else d["embedding"]
+            for d in rows
+        ],
+        dtype=np.float32,
+    )
+
+
+def model_card(model_id: str) -> dict[str, Any]:
+    """One entry of ``/v1/models``."""
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": "omnibind"}
