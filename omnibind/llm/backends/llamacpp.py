@@ -224,8 +224,8 @@ class LlamaCppBackend(LLMBackend):
         return out
 
     def _feed_embeddings(self, jobs: list[tuple[KVSequence, torch.Tensor]]) -> dict[int, np.ndarray]:
-        """Evaluate each slot's new embeddings after what it holds, chunked by ``n_batch``; one group
-        of decodes per adapter setting. Returns the logits after each slot's last new row, by seq id."""
+        """Evaluate each sequence's new embeddings after what it holds, chunked by ``n_batch``; one group
+        of decodes per adapter setting. Returns the logits after each sequence's last new row, by seq id."""
         logits: dict[int, np.ndarray] = {}
         for flag in (False, True):
             group = [(s, e) for s, e in jobs if s.adapted == flag]
@@ -236,12 +236,12 @@ class LlamaCppBackend(LLMBackend):
 
     def _feed_group(self, jobs: list[tuple[KVSequence, torch.Tensor]]) -> dict[int, np.ndarray]:
         rows_e, rows_pos, rows_seq, rows_last = [], [], [], []
-        for slot, new in jobs:
+        for kv, new in jobs:
             n = int(new.shape[0])
-            start = slot.length
+            start = kv.length
             rows_e.append(new.detach().to(torch.float32).cpu().numpy())
             rows_pos.append(np.arange(start, start + n))
-            rows_seq.append(np.full(n, slot.seq_id))
+            rows_seq.append(np.full(n, kv.seq_id))
             last = np.zeros(n, dtype=bool)
             last[-1] = True
             rows_last.append(last)
@@ -253,8 +253,8 @@ class LlamaCppBackend(LLMBackend):
             got = self._decode(embeds=np.ascontiguousarray(emb[a:b]), pos=pos[a:b], seq=seq[a:b], want=last[a:b])
             for i, row in got.items():
                 logits[int(seq[a + i])] = row
-        for slot, new in jobs:  # only after every chunk succeeded does the slot own the new rows
-            slot.held = new.detach().clone() if slot.held is None else torch.cat([slot.held, new.detach()])
+        for kv, new in jobs:  # only after every chunk succeeded does the sequence own the new rows
+            kv.held = new.detach().clone() if kv.held is None else torch.cat([kv.held, new.detach()])
         return logits
 
     # --- KV-cache sequences and reuse ------------------------------------------------------------
@@ -270,7 +270,7 @@ class LlamaCppBackend(LLMBackend):
             else:
                 raise BackendUnsupportedError(
                     f"llama.cpp: {len(prompts)} new sequences but only {len(free)} of {total} "
-                    "sequence slots are free (others are still decoding); raise n_seq_max"
+                    "sequences are free (others are still decoding); raise n_seq_max"
                 )
         return self._seqs.claim(prompts, adapted)
 
@@ -472,10 +472,10 @@ class LlamaCppBackend(LLMBackend):
         """(n, V) logits at the rows flagged in ``want`` for one sequence of embeddings."""
         first = int(np.argmax(want)) if want.any() else len(want) - 1
         # reuse the cache only up to the first wanted row; the adapter choice looks at the whole row
-        ((slot, keep),) = self._claim([row[: first + 1]], self.wants_adapter([row]))
+        ((kv, keep),) = self._claim([row[: first + 1]], self.wants_adapter([row]))
         try:
-            self._use_adapter(slot.adapted)
-            self._seqs.make_room(int(row.shape[0]) - keep, [slot])
+            self._use_adapter(kv.adapted)
+            self._seqs.make_room(int(row.shape[0]) - keep, [kv])
             new = row[keep:]
             flags = want[keep:]
             out: list[np.ndarray] = []
@@ -485,11 +485,11 @@ class LlamaCppBackend(LLMBackend):
                 got = self._decode(
                     embeds=np.ascontiguousarray(new[a:b].numpy(), dtype=np.float32),
                     pos=np.arange(pos0 + a, pos0 + b),
-                    seq=np.full(b - a, slot.seq_id),
+                    seq=np.full(b - a, kv.seq_id),
                     want=flags[a:b],
                 )
                 out.extend(got[i] for i in sorted(got))
-                slot.held = row[: keep + b].clone()
+                kv.held = row[: keep + b].clone()
             return torch.from_numpy(np.stack(out)) if out else torch.zeros((0, self.vocab_size))
         finally:
-            slot.busy = False
+            kv.busy = False
