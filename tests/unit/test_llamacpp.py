@@ -440,3 +440,31 @@ def test_eval_fingerprint_tells_gguf_files_apart(tiny_config_dict: dict, tiny_gg
         f.write(b"\0" * 32)  # same name, another file
     m.core.llm.gguf_path = other
     assert LocalModel(m).fingerprint != before
+
+
+def test_export_cli(tmp_path: Path, tiny_config_dict: dict):
+    """``omnibind export gguf`` (mounted from omnibind.export) writes a llama.cpp checkpoint; a
+    non-empty output folder is refused with exit code 2 unless --overwrite."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from omnibind.config import ModelConfig
+    from omnibind.serve.cli import app
+
+    cfg = tmp_path / "tiny.json"
+    ModelConfig.from_dict(tiny_config_dict).save(cfg)
+    out = tmp_path / "out"
+    runner = CliRunner()
+    r = runner.invoke(app, ["export", "gguf", str(cfg), str(out), "--outtype", "f32"])
+    assert r.exit_code == 0, r.output
+    assert "wrote" in r.output and (out / "model.gguf").is_file()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["export"]["outtype"] == "f32" and manifest["created"]
+    assert ModelConfig.load(out / "config.json").llm.backend == "llamacpp"
+    r = runner.invoke(app, ["export", "gguf", str(cfg), str(out)])
+    assert r.exit_code == 2 and "not empty" in r.output
+    r = runner.invoke(app, ["export", "gguf", str(cfg), str(out), "--overwrite", "--outtype", "q8_0"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "manifest.json").read_text())["export"]["outtype"] == "q8_0"
+    assert not list(tmp_path.glob(".out.*"))  # no temporary or .old folder left behind
