@@ -4,8 +4,8 @@ Reading: the header walked directly (``read_token_embeddings``: the token table 
 as llama.cpp's ``get_rows`` does) and vocabulary-only tokenisation with llama.cpp. Writing, with the
 ``gguf`` package's ``GGUFWriter``: a transformers Llama model (``write_llama_gguf``), peft LoRA
 weights as a llama.cpp adapter (``write_lora_adapter_gguf``), a quantised GGUF re-stored as f16
-(``requantize_gguf_as_f16``), and the metadata copy both of those last two share. Llama-architecture
-checkpoints only (SmolLM2, Llama, TinyLlama...): anything else is refused rather than written wrong.
+(``requantize_gguf_as_f16``); ``copy_metadata`` serves both the tokenizer copy and that re-store.
+Llama-architecture checkpoints only (SmolLM2, Llama, TinyLlama...): anything else is refused rather than written wrong.
 
 It knows tensors and files, nothing of checkpoints: ``omnibind.export`` builds on it.
 """
