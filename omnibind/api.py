@@ -12,9 +12,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from omnibind.checkpoint import CONFIG_FILE, WEIGHTS_FILE, save_checkpoint
 from omnibind.config import ModelConfig
 from omnibind.errors import ConfigError
 from omnibind.llm.backends.base import GenerationOptions
+from omnibind.llm.embedded import cache_root
+from omnibind.llm.sources import resolve_hf_source
+from omnibind.loader import build_core
 from omnibind.messages import Conversation, MediaPart, Message, MixPart, TextPart, as_conversation
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -254,8 +258,6 @@ class Model:
     # --- introspection -------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         """Config, encoders, parameter counts, trained or not, cache paths."""
-        from omnibind.llm.embedded import cache_root
-
         core = self.core
         enc = {}
         for m, e in core.encoders.items():
@@ -295,8 +297,6 @@ class Model:
 
     def save(self, folder: str | Path) -> Path:
         """Save config + trainable weights + manifest (see ``omnibind.checkpoint``)."""
-        from omnibind.checkpoint import save_checkpoint
-
         return save_checkpoint(self.core, folder)
 
 
@@ -305,9 +305,7 @@ def _llm_weights_path(llm: Any) -> Path | str:
     gguf = getattr(llm, "gguf_path", None)
     if gguf is not None:
         return gguf
-    from omnibind.llm.backends.transformers import resolve_llm_source
-
-    return resolve_llm_source(llm.source)
+    return resolve_hf_source(llm.source)
 
 
 def _options(options: dict[str, Any], template_stop: Sequence[str]) -> GenerationOptions:
@@ -348,6 +346,24 @@ def presets() -> list[str]:
     return sorted(p.stem for p in PRESETS_DIR.glob("*.yaml"))
 
 
+def load_llamacpp(name_or_path: str | Path | None = None, *, device: str = "cpu", source: str | None = None) -> Model:
+    """``load(name_or_path, backend="llamacpp")``, optionally on another GGUF.
+
+    ``source`` replaces the config's GGUF (e.g. an f32 export of the same base weights; the check
+    that the checkpoint was trained on that base is then skipped). LoRA checkpoints need nothing
+    special: their LoRA weights become a llama.cpp adapter (``omnibind.loader.build_with_adapter``).
+    """
+    if source is None:
+        return load(name_or_path, backend="llamacpp", device=device)
+    return load(
+        name_or_path,
+        backend="llamacpp",
+        device=device,
+        config_overrides={"llm": {"source": source}},
+        verify_base=False,
+    )
+
+
 def load(
     name_or_path: str | Path | None = None,
     *,
@@ -366,9 +382,6 @@ def load(
     as a llama.cpp adapter). ``verify_base=False`` skips the check that the checkpoint was trained
     on this base LLM (for another file of the same weights, e.g. a GGUF export).
     """
-    from omnibind.checkpoint import CONFIG_FILE, load_weights
-    from omnibind.model import OmnibindModel
-
     weights_dir: Path | None = None
     if name_or_path is None:
         if (DEFAULT_MODEL_DIR / CONFIG_FILE).is_file():
@@ -383,7 +396,7 @@ def load(
             if not (p / CONFIG_FILE).is_file():
                 raise ConfigError(f"{p}: not an omnibind checkpoint (no {CONFIG_FILE})")
             config = ModelConfig.load(p / CONFIG_FILE)
-            weights_dir = p if (p / "weights.safetensors").is_file() else None
+            weights_dir = p if (p / WEIGHTS_FILE).is_file() else None
         elif p.is_file():
             config = ModelConfig.load(p)
         elif (PRESETS_DIR / f"{name_or_path}.yaml").is_file():
@@ -395,14 +408,7 @@ def load(
         config = ModelConfig.from_dict(_deep_merge(config.to_dict(), config_overrides))
     if backend is not None:
         config.llm.backend = backend
-    if config.llm.backend == "llamacpp" and config.llm.lora is not None:
-        from omnibind.llm.backends.llamacpp import build_with_adapter
-
-        core = build_with_adapter(config, weights_dir, device=device, verify_base=verify_base)
-        return Model(core, origin=origin, trained=weights_dir is not None)
-    core = OmnibindModel(config, device=device)
-    if weights_dir is not None:
-        load_weights(core, weights_dir, verify_base=verify_base)
+    core = build_core(config, weights_dir, device=device, verify_base=verify_base)
     return Model(core, origin=origin, trained=weights_dir is not None)
 
 
@@ -413,4 +419,14 @@ def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-__all__ = ["BatchSteps", "Conversation", "Model", "Reply", "TextDecoder", "TextStream", "load", "presets"]
+__all__ = [
+    "BatchSteps",
+    "Conversation",
+    "Model",
+    "Reply",
+    "TextDecoder",
+    "TextStream",
+    "load",
+    "load_llamacpp",
+    "presets",
+]

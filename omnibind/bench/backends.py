@@ -65,7 +65,7 @@ def llamacpp_missing() -> str | None:
     import importlib.util
 
     if importlib.util.find_spec("llama_cpp") is None:
-        from omnibind.llm.backends.llamacpp import INSTALL_HINT
+        from omnibind.llm.backends.llamacpp_batch import INSTALL_HINT
 
         return f"llama-cpp-python is not installed ({INSTALL_HINT})"
     return None
@@ -82,13 +82,14 @@ def exact_gguf(source: str) -> Path | None:
     cached); None when the source is a GGUF already (no transformers copy to match)."""
     import hashlib
 
-    from omnibind.llm.backends.transformers import resolve_llm_source
+    from omnibind.atomic import atomic_file
     from omnibind.llm.embedded import cache_root
-    from omnibind.llm.export_gguf import _tokenizer_source, write_llama_gguf
+    from omnibind.llm.gguf_io import write_llama_gguf
+    from omnibind.llm.sources import resolve_hf_source, tokenizer_source
 
     if source.lower().endswith(".gguf"):
         return None
-    hf_dir = Path(resolve_llm_source(source))
+    hf_dir = Path(resolve_hf_source(source))
     if not hf_dir.is_dir():
         return None
     files = sorted(f for f in hf_dir.iterdir() if f.suffix in (".safetensors", ".json"))
@@ -98,11 +99,9 @@ def exact_gguf(source: str) -> Path | None:
         from transformers import AutoModelForCausalLM
 
         hf = AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype="float32")
-        base_gguf, tok_dir, pre = _tokenizer_source(source, "auto")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        write_llama_gguf(hf, tmp, outtype="f16", tokenizer_dir=tok_dir, base_gguf=base_gguf, tokenizer_pre=pre)
-        tmp.replace(path)
+        base_gguf, tok_dir, pre = tokenizer_source(source, "auto")
+        with atomic_file(path) as tmp:
+            write_llama_gguf(hf, tmp, outtype="f16", tokenizer_dir=tok_dir, base_gguf=base_gguf, tokenizer_pre=pre)
     return path
 
 
@@ -112,19 +111,19 @@ def _load_models(model: str | None, gguf: str | None = None, exact: bool = True)
     the transformers weights), for other models an f16 GGUF of the weights transformers runs
     (``llamacpp_f16``). LLM-only load times measured after the imports (second construction of each)."""
     import omnibind
+    from omnibind.api import load_llamacpp
     from omnibind.llm.backends.base import LLM_BACKENDS
-    from omnibind.llm.backends.llamacpp import load_model
     from omnibind.llm.embedded import EMBEDDED_LLM, EMBEDDED_LLM_Q4_1
 
     tf = omnibind.load(model, backend="transformers")
     tf.core.llm.model.eval()  # peft's LoRA dropout modules start in training mode
-    models = {"transformers": tf, "llamacpp": load_model(model, source=gguf)}
+    models = {"transformers": tf, "llamacpp": load_llamacpp(model, source=gguf)}
     if exact and gguf is None and tf.config.llm.source == EMBEDDED_LLM:
-        models["llamacpp_q4_1"] = load_model(model, source=EMBEDDED_LLM_Q4_1)
+        models["llamacpp_q4_1"] = load_llamacpp(model, source=EMBEDDED_LLM_Q4_1)
     elif exact:
         f16 = exact_gguf(tf.config.llm.source)
         if f16 is not None:
-            models["llamacpp_f16"] = load_model(model, source=str(f16))
+            models["llamacpp_f16"] = load_llamacpp(model, source=str(f16))
     state = tf.core.trainable_state_dict()
     for ll in list(models.values())[1:]:
         if not ll.trained:  # fresh projectors differ between two builds: give llama.cpp the same ones

@@ -14,11 +14,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
+from omnibind.atomic import atomic_dir, atomic_file, atomic_write_text, recover_dir
 from omnibind.errors import ConfigError
+from omnibind.llm.gguf_io import requantize_gguf_as_f16
 
 EMBEDDED_LLM = "embedded:smollm2-135m"
 EMBEDDED_LLM_Q4_1 = "embedded:smollm2-135m-q4_1"
@@ -71,7 +71,7 @@ def embedded_hf_dir(*, rebuild: bool = False) -> Path:
     """A transformers-loadable safetensors copy of the embedded LLM, built on first use."""
     gguf = embedded_gguf_path()
     target = cache_root() / "llm" / "smollm2-135m-instruct"
-    stamp_file = target / "omnibind-source.json"
+    stamp_file = recover_dir(target) / "omnibind-source.json"
     stamp = _gguf_stamp(gguf)
     if not rebuild and _stamp_matches(stamp_file, stamp):
         return target
@@ -84,9 +84,7 @@ def _convert(gguf: Path, target: Path, stamp: str) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".convert-", dir=target.parent))
-    try:
+    with atomic_dir(target) as tmp:
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
         model.hf_quantizer = None
@@ -95,12 +93,6 @@ def _convert(gguf: Path, target: Path, stamp: str) -> None:
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
         (tmp / "omnibind-source.json").write_text(json.dumps({"gguf": str(gguf), "stamp": stamp}))
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def embedded_f16_gguf(*, rebuild: bool = False) -> Path:
@@ -112,16 +104,7 @@ def embedded_f16_gguf(*, rebuild: bool = False) -> Path:
     stamp = _gguf_stamp(gguf)
     if not rebuild and target.is_file() and _stamp_matches(stamp_file, stamp):
         return target
-    from omnibind.llm.export_gguf import requantize_gguf_as_f16
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".f16-", suffix=".gguf", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_file(target) as tmp:  # a killed build leaves no half file under the final name
         requantize_gguf_as_f16(gguf, tmp)
-        tmp.replace(target)  # atomic: a killed build leaves no half file under the final name
-        stamp_file.write_text(json.dumps({"gguf": str(gguf), "stamp": stamp}))
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_text(stamp_file, json.dumps({"gguf": str(gguf), "stamp": stamp}))
     return target

@@ -10,7 +10,6 @@ gradients, so the same config trains the same model on 1 or N processes (to floa
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from omnibind.atomic import atomic_dir, recover_dir
 from omnibind.train.config import OptimConfig
 
 
@@ -207,7 +207,7 @@ def run_training(
     history: list[dict[str, Any]] = []
     start, best_val = 0, math.inf
     last_dir, best_dir = out / "last", out / "best"
-    if resume and (last_dir / "trainer_state.json").is_file():
+    if resume and (recover_dir(last_dir) / "trainer_state.json").is_file():  # a kill mid-swap: old back
         from omnibind.train.recipes import load_partial
 
         load_partial(core, last_dir / MODEL_DIR)
@@ -358,23 +358,6 @@ class _Null:
 
 
 def _copy_dir(src: Path, dest: Path) -> None:
-    """Copy a checkpoint folder into place atomically (temporary name, then rename)."""
-    import os
-
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    shutil.copytree(src, tmp)
-    old = dest.with_name(f".{dest.name}.old")
-    if dest.exists():
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(dest, old)
-    os.replace(tmp, dest)
-    if old.exists():
-        shutil.rmtree(old)
-
-
-def read_metrics(output: str | Path) -> dict[str, Any]:
-    p = Path(output) / "metrics.json"
-    return json.loads(p.read_text()) if p.is_file() else {}
+    """Copy a checkpoint folder into place atomically (the previous one stays until the copy is in)."""
+    with atomic_dir(dest) as tmp:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)

@@ -107,18 +107,9 @@ def load_partial(core: Any, folder: str | Path) -> dict[str, list[str]]:
     fresh initialisation. Parameters the file holds but the model lacks are an error (a wrong
     starting point, not something to skip silently).
     """
-    from safetensors.torch import load_file
+    from omnibind.checkpoint import read_checkpoint
 
-    from omnibind.checkpoint import WEIGHTS_FILE, read_manifest, sha256_file
-
-    folder = Path(folder)
-    manifest = read_manifest(folder)
-    wpath = folder / WEIGHTS_FILE
-    if not wpath.is_file():
-        raise CheckpointError(f"{wpath}: missing weights file")
-    if sha256_file(wpath) != manifest.get("weights_sha256"):
-        raise CheckpointError(f"{wpath}: hash does not match the manifest")
-    state = load_file(str(wpath))
+    _, state = read_checkpoint(folder)
     current = core.trainable_state_dict()
     unexpected = sorted(set(state) - set(current))
     if unexpected:

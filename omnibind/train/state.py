@@ -3,23 +3,21 @@
 ``last/`` holds ``model/`` (``omnibind.checkpoint.save_checkpoint``: config, trainable weights,
 manifest), ``trainer_state.safetensors`` (optimiser moments keyed by *parameter name*, the torch RNG
 state) and ``trainer_state.json`` (step, scheduler, python/numpy RNG, metric history). The folder is
-built under a temporary name and renamed into place, so a kill mid-save leaves the previous
-``last/`` intact.
+written through ``omnibind.atomic.atomic_dir``, so a kill mid-save leaves the previous ``last/``
+intact.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from omnibind.atomic import atomic_dir
 from omnibind.errors import CheckpointError
 
 STATE_TENSORS = "trainer_state.safetensors"
@@ -109,9 +107,7 @@ def save_training_state(
     from omnibind.checkpoint import save_checkpoint
 
     dest = Path(folder)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    with atomic_dir(dest) as tmp:
         save_checkpoint(model, tmp / MODEL_DIR, extra={"training": {"step": info.get("step")}})
         opt_t, opt_j = optimizer_state(optimizer, names)
         rng_t, rng_j = rng_state()
@@ -119,22 +115,7 @@ def save_training_state(
         sched = {k: v for k, v in scheduler.state_dict().items() if _jsonable(v)}
         payload = {"optimizer": opt_j, "scheduler": sched, "rng": rng_j, **info}
         (tmp / STATE_JSON).write_text(json.dumps(payload, indent=1))
-        _swap_into_place(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return dest
-
-
-def _swap_into_place(tmp: Path, dest: Path) -> None:
-    old = dest.with_name(f".{dest.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
-    if dest.exists():
-        os.replace(dest, old)
-    os.replace(tmp, dest)
-    if old.exists():
-        shutil.rmtree(old)
 
 
 def read_training_state(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -47,8 +47,8 @@ def test_vocabulary_and_embeddings_match_the_hf_copy(ll, smollm_dir: Path):
     from safetensors import safe_open
     from transformers import AutoTokenizer
 
-    from omnibind.llm.backends.llamacpp import read_token_embeddings
     from omnibind.llm.embedded import embedded_gguf_path
+    from omnibind.llm.gguf_io import read_token_embeddings
 
     tok = AutoTokenizer.from_pretrained(str(smollm_dir))
     for text in [
@@ -89,8 +89,8 @@ def test_embedded_sources_on_llamacpp(ll):
     import numpy as np
 
     from omnibind.errors import ConfigError
-    from omnibind.llm.backends.llamacpp import resolve_gguf
     from omnibind.llm.embedded import embedded_gguf_path
+    from omnibind.llm.sources import resolve_gguf
 
     shipped = embedded_gguf_path()
     assert resolve_gguf("embedded:smollm2-135m-q4_1") == shipped
@@ -130,7 +130,7 @@ def test_exported_dequantised_copy_answers_like_the_original(ll, smollm_dir: Pat
 
     from omnibind.llm.backends.llamacpp import LlamaCppBackend
     from omnibind.llm.embedded import embedded_gguf_path
-    from omnibind.llm.export_gguf import write_llama_gguf
+    from omnibind.llm.gguf_io import write_llama_gguf
 
     hf = AutoModelForCausalLM.from_pretrained(str(smollm_dir), dtype=torch.float32)
     path = tmp_path / "smollm2-f16.gguf"
@@ -169,10 +169,10 @@ def test_gated_preset_refused_on_llamacpp():
 
 def test_chat_second_turn_reuses_the_first():
     """The embedded model's replies re-tokenise as generated, so turn 2 evaluates only its new rows."""
+    from omnibind.api import load_llamacpp
     from omnibind.bench.backends import EXAMPLES, kv_reuse
-    from omnibind.llm.backends.llamacpp import load_model
 
-    m = load_model(None)
+    m = load_llamacpp(None)
     for image, question in ((EXAMPLES / "image_cat.jpg", None), (None, "Give me three tips for sleeping better.")):
         kv = kv_reuse(m, image, repeats=1, question=question)
         new_turn = kv["history_positions"] - kv["cached_positions"]

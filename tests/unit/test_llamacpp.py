@@ -31,7 +31,7 @@ PROBES = [
 def tiny_gguf(tmp_path_factory: pytest.TempPathFactory, tiny_llm_dir: Path) -> Path:
     from transformers import AutoModelForCausalLM
 
-    from omnibind.llm.export_gguf import guess_tokenizer_pre, write_llama_gguf
+    from omnibind.llm.gguf_io import guess_tokenizer_pre, write_llama_gguf
 
     hf = AutoModelForCausalLM.from_pretrained(str(tiny_llm_dir), dtype=torch.float32)
     out = tmp_path_factory.mktemp("tiny_gguf") / "tiny.gguf"
@@ -247,7 +247,7 @@ def test_export_roundtrip_with_lora(tmp_path: Path, tiny_config_dict: dict):
     import omnibind
     from omnibind.api import Model
     from omnibind.config import ModelConfig
-    from omnibind.llm.export_gguf import export_gguf
+    from omnibind.export import export_gguf
     from omnibind.messages import Message
     from omnibind.model import OmnibindModel
 
@@ -286,9 +286,8 @@ def test_lora_checkpoint_runs_as_llamacpp_adapter(
     from PIL import Image as PILImage
 
     import omnibind
-    from omnibind.api import Model
+    from omnibind.api import Model, load_llamacpp
     from omnibind.config import ModelConfig
-    from omnibind.llm.backends.llamacpp import load_model
     from omnibind.messages import Image, Message
     from omnibind.model import OmnibindModel
 
@@ -320,15 +319,15 @@ def test_lora_checkpoint_runs_as_llamacpp_adapter(
     for conv, got in zip(convs, with_adapter):
         np.testing.assert_allclose(got, ref.score(conv, cands), atol=2e-2, rtol=1e-3)
     if media_only:  # export keeps such an adapter unmerged; the exported folder answers the same
-        from omnibind.llm.export_gguf import export_gguf
+        from omnibind.export import export_gguf
 
         out = export_gguf(tmp_path / "ckpt", tmp_path / "exported", outtype="f32")
         exported = omnibind.load(out.folder)  # its config says llamacpp, LoRA kept as an adapter
         assert exported.config.llm.backend == "llamacpp" and exported.core.llm._adapter is not None
         for conv, got in zip(convs, with_adapter):
             np.testing.assert_allclose(exported.score(conv, cands), got, atol=1e-3)
-    # another GGUF of the same base (load_model's source): the base check is skipped, adapter kept
-    same = load_model(tmp_path / "ckpt", source=str(tiny_gguf))
+    # another GGUF of the same base (load_llamacpp's source): the base check is skipped, adapter kept
+    same = load_llamacpp(tmp_path / "ckpt", source=str(tiny_gguf))
     assert same.core.llm.gguf_path == tiny_gguf and same.core.llm._adapter is not None
     np.testing.assert_allclose(same.score(convs[1], cands), with_adapter[1], atol=1e-4)
     # a LoRA config without weights (untrained, B = 0) builds on llama.cpp without an adapter
@@ -391,7 +390,7 @@ def test_requantize_gguf_as_f16(tmp_path: Path, tiny_llm_dir: Path):
     from transformers import AutoModelForCausalLM
 
     from omnibind.llm.backends.llamacpp import LlamaCppBackend
-    from omnibind.llm.export_gguf import guess_tokenizer_pre, requantize_gguf_as_f16, write_llama_gguf
+    from omnibind.llm.gguf_io import guess_tokenizer_pre, requantize_gguf_as_f16, write_llama_gguf
 
     hf = AutoModelForCausalLM.from_pretrained(str(tiny_llm_dir), dtype=torch.float32)
     q8, f16 = tmp_path / "q8.gguf", tmp_path / "f16.gguf"
@@ -441,3 +440,31 @@ def test_eval_fingerprint_tells_gguf_files_apart(tiny_config_dict: dict, tiny_gg
         f.write(b"\0" * 32)  # same name, another file
     m.core.llm.gguf_path = other
     assert LocalModel(m).fingerprint != before
+
+
+def test_export_cli(tmp_path: Path, tiny_config_dict: dict):
+    """``omnibind export gguf`` (mounted from omnibind.export) writes a llama.cpp checkpoint; a
+    non-empty output folder is refused with exit code 2 unless --overwrite."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from omnibind.config import ModelConfig
+    from omnibind.serve.cli import app
+
+    cfg = tmp_path / "tiny.json"
+    ModelConfig.from_dict(tiny_config_dict).save(cfg)
+    out = tmp_path / "out"
+    runner = CliRunner()
+    r = runner.invoke(app, ["export", "gguf", str(cfg), str(out), "--outtype", "f32"])
+    assert r.exit_code == 0, r.output
+    assert "wrote" in r.output and (out / "model.gguf").is_file()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["export"]["outtype"] == "f32" and manifest["created"]
+    assert ModelConfig.load(out / "config.json").llm.backend == "llamacpp"
+    r = runner.invoke(app, ["export", "gguf", str(cfg), str(out)])
+    assert r.exit_code == 2 and "not empty" in r.output
+    r = runner.invoke(app, ["export", "gguf", str(cfg), str(out), "--overwrite", "--outtype", "q8_0"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "manifest.json").read_text())["export"]["outtype"] == "q8_0"
+    assert not list(tmp_path.glob(".out.*"))  # no temporary or .old folder left behind

@@ -10,28 +10,14 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from omnibind.errors import ConfigError
 from omnibind.llm.backends.base import LLM_BACKENDS, GenerationOptions, LayerInjection, LLMBackend
-from omnibind.llm.sampling import sample_next
-
-
-def resolve_llm_source(source: str) -> Path | str:
-    """``embedded:…`` → the cached safetensors copy (both embedded names hold the same weights); a
-    folder → itself; else a hub id (local cache only)."""
-    if source.startswith("embedded:"):
-        from omnibind.llm.embedded import check_embedded_source, embedded_hf_dir
-
-        check_embedded_source(source)
-        return embedded_hf_dir()
-    p = Path(source).expanduser()
-    if p.exists():
-        return p
-    return source
+from omnibind.llm.decoding import decode_steps
+from omnibind.llm.sources import resolve_hf_source
 
 
 @LLM_BACKENDS.register("transformers")
@@ -52,7 +38,7 @@ class TransformersBackend(LLMBackend):
 
         self.source = source
         if model is None:
-            path = resolve_llm_source(source)
+            path = resolve_hf_source(source)
             try:
                 tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
                 model = AutoModelForCausalLM.from_pretrained(
@@ -158,49 +144,27 @@ class TransformersBackend(LLMBackend):
     ) -> Iterator[list[int | None]]:
         options.validate()
         embeds, mask = left_pad(inputs_embeds)
-        gen = torch.Generator(device="cpu")
-        if options.seed is not None:
-            gen.manual_seed(options.seed)
-        else:
-            gen.seed()
-        batch = embeds.shape[0]
-        finished = [False] * batch
-        history: list[list[int]] = [[] for _ in range(batch)]
         with torch.inference_mode(), self._injected(injection):
             out = self.model(inputs_embeds=embeds, attention_mask=mask, position_ids=_positions(mask), use_cache=True)
             past, cache_kw = cache_of(out), cache_keyword(self.model)
-            logits = out.logits[:, -1, :]
-            for _step in range(options.max_new_tokens):
-                next_ids = sample_next(logits.float(), history, options, gen, self.eos_token_ids)
-                step: list[int | None] = []
-                for b in range(batch):
-                    if finished[b]:
-                        step.append(None)
-                        continue
-                    tok = int(next_ids[b])
-                    history[b].append(tok)
-                    if tok in self.eos_token_ids:
-                        finished[b] = True
-                        step.append(None)
-                    else:
-                        step.append(tok)
-                if all(s is None for s in step):
-                    return
-                yield step
-                if all(finished):
-                    return
+
+            def advance(history: list[list[int]], _live: list[int]) -> torch.Tensor:
+                # every row is fed (a finished row its EOS again): the batch keeps one shape
+                nonlocal past, mask
                 feed = torch.tensor([h[-1] if h else self.pad_token_id for h in history], device=self.device)[:, None]
-                mask = torch.cat([mask, torch.ones((batch, 1), dtype=mask.dtype, device=mask.device)], dim=1)
+                mask = torch.cat([mask, torch.ones((mask.shape[0], 1), dtype=mask.dtype, device=mask.device)], dim=1)
                 pos = (mask.sum(dim=1, keepdim=True) - 1).clamp(min=0)
-                out = self.model(
+                step = self.model(
                     inputs_embeds=self.embed_tokens(feed),
                     attention_mask=mask,
                     position_ids=pos,
                     use_cache=True,
                     **{cache_kw: past},
                 )
-                past = cache_of(out)
-                logits = out.logits[:, -1, :]
+                past = cache_of(step)
+                return step.logits[:, -1, :]
+
+            yield from decode_steps(out.logits[:, -1, :], options, self.eos_token_ids, advance)
 
 
 def cache_keyword(model: Any) -> str:

@@ -1,35 +1,32 @@
-"""Export a trained omnibind model for llama.cpp: the LLM (LoRA merged) as GGUF + the omnibind side.
+"""GGUF files: reading what the llama.cpp backend needs and writing what omnibind exports.
 
-The output folder is a normal omnibind checkpoint whose config says ``llm.backend = "llamacpp"``
-and ``llm.source = <folder>/model.gguf``, so ``omnibind.load(folder)`` runs it on llama.cpp:
+Reading: the header walked directly (``read_token_embeddings``: the token table dequantised exactly
+as llama.cpp's ``get_rows`` does) and vocabulary-only tokenisation with llama.cpp. Writing, with the
+``gguf`` package's ``GGUFWriter``: a transformers Llama model (``write_llama_gguf``), peft LoRA
+weights as a llama.cpp adapter (``write_lora_adapter_gguf``), a quantised GGUF re-stored as f16
+(``requantize_gguf_as_f16``); ``copy_metadata`` serves both the tokenizer copy and that re-store.
+Llama-architecture checkpoints only (SmolLM2, Llama, TinyLlama...): anything else is refused rather than written wrong.
 
-    OUT/model.gguf           the language model (Llama architecture), f32 | f16 | q8_0
-    OUT/config.json          the composite config, LLM switched to the GGUF
-    OUT/weights.safetensors  bind heads, projectors, trainable encoders (no LLM tensors)
-    OUT/manifest.json        hashes, the GGUF's fingerprint, encoder fingerprints, export details
-
-The GGUF is written with the ``gguf`` package's ``GGUFWriter``. Llama-architecture checkpoints only
-(SmolLM2, Llama, TinyLlama...): anything else is refused rather than written wrong.
+It knows tensors and files, nothing of checkpoints: ``omnibind.export`` builds on it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
-import os
-import shutil
+import struct
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from omnibind.errors import BackendUnsupportedError, ConfigError
+from omnibind.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-GGUF_FILE = "model.gguf"
 OUTTYPES = ("f32", "f16", "q8_0")
 # HF Llama parameter suffix → GGUF tensor name inside block ``blk.{i}``
 _BLOCK_NAMES = {
@@ -47,15 +44,103 @@ _BLOCK_NAMES = {
 _TOKENIZER_PREFIX = "tokenizer."
 
 
-@dataclass
-class ExportResult:
-    """Where things went and what was written."""
+# --- reading ---------------------------------------------------------------------------------
+def read_token_embeddings(path: Path) -> tuple[np.ndarray, str]:
+    """The GGUF's ``token_embd`` table dequantised to float32 (V, H), and the architecture name.
 
-    folder: Path
-    gguf: Path
-    outtype: str
-    tensors: int
-    gguf_bytes: int
+    The header is walked directly (``gguf.GGUFReader`` parses every vocabulary string into numpy
+    views, ~5 s for a 49k vocabulary); the tensor is then dequantised by the ``gguf`` package,
+    exactly as llama.cpp's ``get_rows`` does."""
+    import gguf
+
+    arch, tensors, data_start = _walk_gguf_header(path)
+    if "token_embd.weight" not in tensors:
+        raise ConfigError(f"{path}: GGUF has no token_embd.weight tensor")
+    qtype, dims, offset = tensors["token_embd.weight"]
+    qtype = gguf.GGMLQuantizationType(qtype)
+    block, type_size = gguf.GGML_QUANT_SIZES[qtype]
+    rows, cols = int(np.prod(dims[1:])), int(dims[0])  # GGUF lists the fastest-varying dimension first
+    row_bytes = cols // block * type_size
+    raw = np.memmap(path, dtype=np.uint8, mode="r", offset=data_start + offset, shape=(rows, row_bytes))
+    table = gguf.quants.dequantize(np.asarray(raw), qtype)
+    return np.require(table.reshape(rows, cols), dtype=np.float32, requirements=["C", "W"]), arch
+
+
+_SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # GGUF value type → bytes
+
+
+def _walk_gguf_header(path: Path) -> tuple[str, dict[str, tuple[int, list[int], int]], int]:
+    """(architecture, {tensor: (ggml type, dims, offset in data)}, data section start) of a GGUF v2/v3."""
+    with open(path, "rb") as f:
+        buf = f.read(min(path.stat().st_size, 64 << 20))  # metadata of any sane GGUF fits well within this
+    try:
+        if buf[:4] != b"GGUF":
+            raise ValueError("not a GGUF file (bad magic)")
+        _, n_tensors, n_kv = struct.unpack_from("<IQQ", buf, 4)
+        pos = 24
+        arch, alignment = "", 32
+
+        def string(at: int) -> tuple[str, int]:
+            (n,) = struct.unpack_from("<Q", buf, at)
+            return buf[at + 8 : at + 8 + n].decode("utf-8", errors="replace"), at + 8 + n
+
+        def skip(vtype: int, at: int) -> int:
+            if vtype == 8:
+                (n,) = struct.unpack_from("<Q", buf, at)
+                return at + 8 + n
+            if vtype == 9:
+                itype, count = struct.unpack_from("<IQ", buf, at)
+                at += 12
+                if itype in _SCALAR_SIZES:
+                    return at + count * _SCALAR_SIZES[itype]
+                for _ in range(count):
+                    at = skip(itype, at)
+                return at
+            return at + _SCALAR_SIZES[vtype]
+
+        for _ in range(n_kv):
+            key, pos = string(pos)
+            (vtype,) = struct.unpack_from("<I", buf, pos)
+            pos += 4
+            if key == "general.architecture" and vtype == 8:
+                arch, pos = string(pos)
+            elif key == "general.alignment" and vtype == 4:
+                (alignment,) = struct.unpack_from("<I", buf, pos)
+                pos += 4
+            else:
+                pos = skip(vtype, pos)
+        tensors = {}
+        for _ in range(n_tensors):
+            name, pos = string(pos)
+            (nd,) = struct.unpack_from("<I", buf, pos)
+            dims = list(struct.unpack_from(f"<{nd}Q", buf, pos + 4))
+            qtype, offset = struct.unpack_from("<IQ", buf, pos + 4 + 8 * nd)
+            pos += 4 + 8 * nd + 12
+            tensors[name] = (qtype, dims, offset)
+    except (struct.error, KeyError, ValueError) as e:
+        raise ConfigError(f"{path}: unreadable GGUF header ({e})") from None
+    return arch, tensors, (pos + alignment - 1) // alignment * alignment
+
+
+def tokenize_vocab_only(path: Path, text: str) -> list[int] | None:
+    """Tokenise with llama.cpp from a GGUF's vocabulary alone (None when llama.cpp rejects the file)."""
+    from omnibind.llm.backends.llamacpp_batch import llama_lib
+
+    lib = llama_lib()
+    params = lib.llama_model_default_params()
+    params.vocab_only = True
+    model = lib.llama_model_load_from_file(str(path).encode(), params)
+    if not model:
+        return None
+    try:
+        vocab = lib.llama_model_get_vocab(model)
+        data = text.encode("utf-8")
+        cap = len(data) + 8
+        buf = (ctypes.c_int32 * cap)()
+        n = lib.llama_tokenize(vocab, data, len(data), buf, cap, False, True)
+        return list(buf[:n]) if n >= 0 else None
+    finally:
+        lib.llama_model_free(model)
 
 
 # --- Llama weights → GGUF tensors ------------------------------------------------------------
@@ -178,10 +263,10 @@ def _copy_tokenizer_kv(writer: Any, base_gguf: Path) -> None:
     """Copy every ``tokenizer.*`` key from a base GGUF (same vocabulary, same pre-tokenizer)."""
     import gguf
 
-    _copy_kv(writer, gguf.GGUFReader(str(base_gguf)), lambda key: key.startswith(_TOKENIZER_PREFIX))
+    copy_metadata(writer, gguf.GGUFReader(str(base_gguf)), lambda key: key.startswith(_TOKENIZER_PREFIX))
 
 
-def _copy_kv(writer: Any, reader: Any, keep: Any) -> None:
+def copy_metadata(writer: Any, reader: Any, keep: Callable[[str], bool]) -> None:
     """Copy the metadata keys of ``reader`` for which ``keep(key)`` holds into ``writer``."""
     import gguf
 
@@ -206,7 +291,7 @@ def requantize_gguf_as_f16(src: Path, dest: Path) -> int:
     reader = gguf.GGUFReader(str(src))
     writer = gguf.GGUFWriter(str(dest), reader.fields["general.architecture"].contents())
     written_by_writer = ("general.architecture", "general.file_type")
-    _copy_kv(writer, reader, lambda key: not key.startswith("GGUF.") and key not in written_by_writer)
+    copy_metadata(writer, reader, lambda key: not key.startswith("GGUF.") and key not in written_by_writer)
     writer.add_file_type(int(gguf.LlamaFileType.MOSTLY_F16))
     float_types = (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16)
     converted = 0
@@ -351,152 +436,7 @@ def _encode(arr: np.ndarray, outtype: str) -> tuple[np.ndarray, Any]:
     return gguf.quants.quantize(np.ascontiguousarray(arr, dtype=np.float32), qtype), qtype
 
 
-# --- the whole checkpoint ---------------------------------------------------------------------
-def _merged_hf_model(core: Any) -> Any:
-    """The backend's HF model with LoRA adapters merged into the base weights."""
-    model = core.llm.model
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
-        core.llm.model = model
-    return model
-
-
-def export_gguf(
-    model: str | Path | None,
-    out_dir: str | Path,
-    *,
-    outtype: str = "f16",
-    tokenizer_pre: str = "auto",
-    overwrite: bool = False,
-) -> ExportResult:
-    """Export ``model`` (anything ``omnibind.load`` accepts; None = embedded default) to ``out_dir``.
-
-    The folder is built in a temporary sibling and renamed into place, so a failed export leaves
-    no half-written checkpoint.
-    """
-    import omnibind
-    from omnibind.checkpoint import CONFIG_FILE, MANIFEST_FILE, WEIGHTS_FILE, llm_fingerprint, sha256_file
-
-    dest = Path(out_dir).expanduser().resolve()
-    if dest.exists() and any(dest.iterdir()) and not overwrite:
-        raise ConfigError(f"{dest}: output folder exists and is not empty (pass overwrite=True / --overwrite)")
-    if outtype not in OUTTYPES:
-        raise ConfigError(f"export: outtype {outtype!r}; choose one of {OUTTYPES}")
-    loaded = omnibind.load(model, backend="transformers")
-    core = loaded.core
-    if core.config.injection.kind == "gated":
-        raise BackendUnsupportedError(
-            "export: this model uses the gated every-layer injection (ImageBind-LLM), which llama.cpp cannot run"
-        )
-    # llm.lora_media_only: merging would change text-only answers too, so such a model keeps its
-    # adapter unmerged (llama.cpp applies it per sequence; see llamacpp.load_model)
-    keep_adapter = core.config.llm.lora is not None and bool(getattr(core.config.llm, "lora_media_only", False))
-    full_state = core.trainable_state_dict()
-    hf = _base_hf_model(core) if keep_adapter else _merged_hf_model(core)
-    base_gguf, tok_dir, pre = _tokenizer_source(core.config.llm.source, tokenizer_pre)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
-        n = write_llama_gguf(
-            hf,
-            tmp / GGUF_FILE,
-            outtype=outtype,
-            tokenizer_dir=tok_dir,
-            base_gguf=base_gguf,
-            tokenizer_pre=pre,
-            name=core.config.name,
-        )
-        cfg = _exported_config(core.config, dest / GGUF_FILE, keep_adapter=keep_adapter)
-        cfg.save(tmp / CONFIG_FILE)
-        state = {k: v for k, v in full_state.items() if keep_adapter or not k.startswith("llm.")}
-        _save_weights(state, tmp / WEIGHTS_FILE)
-        manifest = {
-            "omnibind_version": omnibind.__version__,
-            "weights_sha256": sha256_file(tmp / WEIGHTS_FILE),
-            "num_tensors": len(state),
-            "num_parameters": int(sum(t.numel() for t in state.values())),
-            "base_llm": {"source": cfg.llm.source, "fingerprint": llm_fingerprint(str(tmp / GGUF_FILE))},
-            "encoders": {
-                m: {"name": core.config.encoders[m].name, "fingerprint": e.fingerprint()}
-                for m, e in core.encoders.items()
-            },
-            "export": {
-                "from": str(model) if model is not None else "embedded default",
-                "format": "gguf",
-                "outtype": outtype,
-                "lora_merged": core.config.llm.lora is not None and not keep_adapter,
-                "lora_adapter_kept": keep_adapter,
-                "tokenizer": "copied from base GGUF" if base_gguf is not None else f"tokenizer.json (pre={pre})",
-            },
-        }
-        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
-        _default_permissions(tmp)
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    gguf_path = dest / GGUF_FILE
-    return ExportResult(dest, gguf_path, outtype, n, gguf_path.stat().st_size)
-
-
-def _default_permissions(folder: Path) -> None:
-    """The modes a plain mkdir / file write would give (mkdtemp makes 0700, safetensors writes 0600),
-    so an exported folder can be shared like any other."""
-    mask = os.umask(0)
-    os.umask(mask)
-    folder.chmod(0o777 & ~mask)
-    for f in folder.iterdir():
-        f.chmod(0o666 & ~mask)
-
-
-def _save_weights(state: dict[str, Any], path: Path) -> None:
-    from safetensors.torch import save_file
-
-    from omnibind import __version__
-
-    save_file(state, str(path), metadata={"format": "omnibind", "version": __version__})
-
-
-def _exported_config(config: Any, gguf_path: Path, *, keep_adapter: bool = False) -> Any:
-    """The same model with its LLM switched to the GGUF on llama.cpp (LoRA merged unless kept as an adapter)."""
-    from omnibind.config import ModelConfig
-
-    cfg = ModelConfig.from_dict(config.to_dict())
-    cfg.llm.backend = "llamacpp"
-    cfg.llm.source = str(gguf_path)
-    if not keep_adapter:
-        cfg.llm.lora = None
-    cfg.llm.train_bias_norm = False
-    return cfg
-
-
-def _base_hf_model(core: Any) -> Any:
-    """The backend's HF model with its LoRA adapters removed, unmerged (they are exported apart)."""
-    model = core.llm.model
-    if hasattr(model, "unload"):
-        model = model.unload()
-        core.llm.model = model
-    return model
-
-
-def _tokenizer_source(source: str, pre: str) -> tuple[Path | None, Path | None, str]:
-    """Where the GGUF's vocabulary comes from: the base GGUF when there is one, else tokenizer.json."""
-    from omnibind.llm.backends.transformers import resolve_llm_source
-
-    if source.startswith("embedded:") and pre == "auto":
-        from omnibind.llm.embedded import embedded_gguf_path
-
-        return embedded_gguf_path(), None, "auto"
-    folder = Path(resolve_llm_source(source))
-    if not folder.is_dir():
-        raise ConfigError(f"export: LLM source {source!r} is not a local folder with tokenizer.json")
-    if pre == "auto":
-        pre = guess_tokenizer_pre(folder)
-    return None, folder, pre
-
-
+# --- pre-tokenizer detection -------------------------------------------------------------------
 # llama.cpp's pre-tokenizer names worth trying for byte-level BPE vocabularies, most common first.
 PRE_CANDIDATES = ("default", "gpt-2", "smollm", "llama-bpe", "qwen2", "starcoder", "falcon", "refact")
 _PROBE = (
@@ -533,8 +473,6 @@ def guess_tokenizer_pre(hf_dir: Path) -> str:
 def _tokenize_with_pre(hf_dir: Path, path: Path, pre: str, text: str) -> list[int] | None:
     """Tokenise ``text`` with llama.cpp using a vocabulary-only GGUF built for ``pre``."""
     import gguf
-
-    from omnibind.llm.backends.llamacpp import tokenize_vocab_only
 
     cfg = json.loads((hf_dir / "config.json").read_text())
     w = gguf.GGUFWriter(str(path), "llama")
