@@ -261,23 +261,43 @@ def basic_of_synset(key: str | int, wn: WordNet | None = None, path: str | Path 
     return None
 
 
+# Which sense of a plain word to trust, by lexicographer file: animals, food, body parts, artifacts,
+# natural objects, plants, people. "chameleon" is the lizard before the fickle person, "plum" the
+# fruit (no category) before the tree, "skin" the body part (no category) before a bag of skin.
+_SENSE_RANK = (5, 13, 8, 6, 17, 20, 18)
+
+
 def basic_level(word_or_offset: str | int, wn: WordNet | None = None, path: str | Path = BASIC_LEVEL_FILE) -> str | None:
     """The everyday basic-level noun for a word, phrase or synset offset, or None.
 
     An offset (``"n02123045"``) is looked up directly. A word or phrase ("European bear", "bears",
     "golden_retriever") tries the whole phrase, then shorter tails ("bear"), since English puts
-    the head noun last; for each, its senses are tried most frequent first.
+    the head noun last. A phrase that is itself a category name is returned as is ("dolphin",
+    not "fish" by way of the dolphinfish); otherwise only the senses of its best-ranked kind
+    (``_SENSE_RANK``) are walked, most frequent first.
     """
     wn = wn or load()
     if isinstance(word_or_offset, int) or re.fullmatch(r"n?\d{8}", str(word_or_offset).strip()):
         return basic_of_synset(word_or_offset, wn, path)
+    names = set(_categories(str(wn.root), str(path)).values())
     words = re.split(r"[\s_]+", str(word_or_offset).strip().lower())
     for start in range(len(words)):
-        phrase = "_".join(words[start:])
-        for syn in wn.synsets(phrase):
-            name = basic_of_synset(syn.offset, wn, path)
-            if name is not None:
-                return name
+        phrase = " ".join(words[start:])
+        forms = [phrase] + [f.replace("_", " ") for f in wn.base_forms(phrase)]
+        hit = next((f for f in forms if f in names), None)
+        if hit is not None:
+            return hit
+        senses = wn.synsets(phrase)
+        if not senses:
+            continue
+        kinds = [k for k in _SENSE_RANK if any(s.lex_filenum == k for s in senses)]
+        best = kinds[0] if kinds else senses[0].lex_filenum
+        for syn in senses:
+            if syn.lex_filenum == best:
+                name = basic_of_synset(syn.offset, wn, path)
+                if name is not None:
+                    return name
+        return None  # the head noun is known but is no everyday category: don't guess from a tail
     return None
 
 
