@@ -43,6 +43,7 @@ _HYPERNYM_SYMBOLS = ("@", "@i")
 # a basic-level name given without an id means its most frequent sense among these, so "tiger" is
 # the cat, not the fierce person, and "turtle" the reptile, not the sweater.
 CONCRETE_LEXFILES = (5, 6, 13, 17, 20)
+_PARTNER_KINDS = {5: (13,), 13: (20, 5), 20: (13,)}  # animal -> its meat; fruit <-> plant; meat -> animal
 # Regular noun plural endings (suffix, replacement), tried in order, as WordNet's own morphy does.
 _PLURAL_RULES = (("ses", "s"), ("xes", "x"), ("zes", "z"), ("ches", "ch"), ("shes", "sh"), ("men", "man"),
                  ("ies", "y"), ("s", ""))  # fmt: skip
@@ -164,6 +165,11 @@ class WordNet:
                 forms.append(w[: -len(suffix)] + repl)
         return [f for f in dict.fromkeys(forms) if f in self._index]
 
+    def is_common_noun(self, word: str) -> bool:
+        """True when some sense spells the word in lower case: "apple", "stripper", not "Daniel"."""
+        forms = [f.replace("_", " ") for f in self.base_forms(word)]
+        return any(f in syn.lemmas for f in forms for syn in self.synsets(word))
+
     def synsets(self, word: str) -> list[Synset]:
         """Noun synsets of a word (its base forms tried in order), most frequent sense first."""
         out: dict[int, Synset] = {}
@@ -211,8 +217,9 @@ def available(root: str | Path = WORDNET_DIR) -> bool:
 def read_basic_level(path: str | Path = BASIC_LEVEL_FILE) -> list[tuple[str, str | None]]:
     """The curated basic-level categories: ``(name, wnid or None)`` per line of ``basic_level.txt``.
 
-    A line is ``name`` (the word's most frequent sense of each concrete kind, see
-    ``CONCRETE_LEXFILES``) or ``name nXXXXXXXX`` (that sense only); a name may have several lines;
+    A line is ``name`` (the word's most frequent concrete sense, see ``CONCRETE_LEXFILES``, with
+    its fruit/plant or animal/meat partner) or ``name nXXXXXXXX`` (that sense only); a name may
+    have several lines;
     ``#`` starts a comment.
     """
     out = []
@@ -236,13 +243,14 @@ def basic_categories(wn: WordNet, path: str | Path = BASIC_LEVEL_FILE) -> dict[i
         found = [s for s in wn.synsets(name) if s.lex_filenum in CONCRETE_LEXFILES]
         if not found:
             raise ValueError(f"{path}: {name!r} is not a concrete WordNet noun")
-        # One sense per kind, so "banana" is both the fruit (food) and the plant, "lobster" the
-        # animal and its meat; rarer senses of the same kind ("home plate") are not categories.
-        first_of_kind: dict[int, Synset] = {}
-        for syn in found:
-            first_of_kind.setdefault(syn.lex_filenum, syn)
-        for syn in first_of_kind.values():
-            cats.setdefault(syn.offset, name)
+        # The most frequent concrete sense, and for food, plants and animals the matching sense of
+        # the partner kind: "banana" is the fruit and the plant, "lobster" the animal and its meat.
+        first = found[0]
+        cats.setdefault(first.offset, name)
+        for partner in _PARTNER_KINDS.get(first.lex_filenum, ()):
+            other = next((s for s in found if s.lex_filenum == partner), None)
+            if other is not None:
+                cats.setdefault(other.offset, name)
     return cats
 
 
@@ -261,18 +269,20 @@ def basic_of_synset(key: str | int, wn: WordNet | None = None, path: str | Path 
     return None
 
 
-# Which sense of a plain word to trust, by lexicographer file: animals, food, body parts, artifacts,
+# Which sense of a plain word to trust, by lexicographer file: animals, body parts, food, artifacts,
 # natural objects, plants, people. "chameleon" is the lizard before the fickle person, "plum" the
-# fruit (no category) before the tree, "skin" the body part (no category) before a bag of skin.
-_SENSE_RANK = (5, 13, 8, 6, 17, 20, 18)
+# fruit (no category) before the tree, "brain" and "skin" body parts (no category), not meat or a bag.
+_SENSE_RANK = (5, 8, 13, 6, 17, 20, 18)
+# A phrase's head noun comes before these ("bird of peace", "apple with worm", "dog on leash").
+_HEAD_BREAKS = ("of", "with", "on", "in", "and", "for", "from")
 
 
 def basic_level(word_or_offset: str | int, wn: WordNet | None = None, path: str | Path = BASIC_LEVEL_FILE) -> str | None:
     """The everyday basic-level noun for a word, phrase or synset offset, or None.
 
     An offset (``"n02123045"``) is looked up directly. A word or phrase ("European bear", "bears",
-    "golden_retriever") tries the whole phrase, then shorter tails ("bear"), since English puts
-    the head noun last. A phrase that is itself a category name is returned as is ("dolphin",
+    "golden_retriever", "dog on leash") tries the phrase up to a preposition, then shorter tails
+    ("bear"), since English puts the head noun last, and the first word last of all. A phrase that is itself a category name is returned as is ("dolphin",
     not "fish" by way of the dolphinfish); otherwise only the senses of its best-ranked kind
     (``_SENSE_RANK``) are walked, most frequent first.
     """
@@ -281,23 +291,34 @@ def basic_level(word_or_offset: str | int, wn: WordNet | None = None, path: str 
         return basic_of_synset(word_or_offset, wn, path)
     names = set(_categories(str(wn.root), str(path)).values())
     words = re.split(r"[\s_]+", str(word_or_offset).strip().lower())
-    for start in range(len(words)):
-        phrase = " ".join(words[start:])
-        forms = [phrase] + [f.replace("_", " ") for f in wn.base_forms(phrase)]
-        hit = next((f for f in forms if f in names), None)
-        if hit is not None:
-            return hit
-        senses = wn.synsets(phrase)
-        if not senses:
-            continue
-        kinds = [k for k in _SENSE_RANK if any(s.lex_filenum == k for s in senses)]
-        best = kinds[0] if kinds else senses[0].lex_filenum
-        for syn in senses:
-            if syn.lex_filenum == best:
-                name = basic_of_synset(syn.offset, wn, path)
-                if name is not None:
-                    return name
-        return None  # the head noun is known but is no everyday category: don't guess from a tail
+    cut = next((i for i, w in enumerate(words) if w in _HEAD_BREAKS and i > 0), len(words))
+    words = words[:cut]
+    for phrase in [" ".join(words[start:]) for start in range(len(words))]:
+        name = _phrase_basic(phrase, wn, names, path)
+        if name is not None:
+            return name
+    # File names may put the head first ("sailboat illustration"): try the first word, but only
+    # when the last one is no concrete thing ("tenor trombone" is a trombone, not a singer).
+    if len(words) > 1 and not any(s.lex_filenum in CONCRETE_LEXFILES for s in wn.synsets(words[-1])):
+        return _phrase_basic(words[0], wn, names, path)
+    return None
+
+
+def _phrase_basic(phrase: str, wn: WordNet, names: set[str], path: str | Path) -> str | None:
+    forms = [phrase] + [f.replace("_", " ") for f in wn.base_forms(phrase)]
+    hit = next((f for f in forms if f in names), None)
+    if hit is not None:
+        return hit
+    senses = wn.synsets(phrase)
+    if not senses:
+        return None
+    kinds = [k for k in _SENSE_RANK if any(s.lex_filenum == k for s in senses)]
+    best = kinds[0] if kinds else senses[0].lex_filenum
+    for syn in senses:
+        if syn.lex_filenum == best:
+            name = basic_of_synset(syn.offset, wn, path)
+            if name is not None:
+                return name
     return None
 
 
