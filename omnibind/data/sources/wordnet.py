@@ -310,8 +310,8 @@ def _phrase_basic(phrase: str, wn: WordNet, names: set[str], path: str | Path) -
     if hit is not None:
         return hit
     senses = wn.synsets(phrase)
-    if not senses:
-        return None
+    if not senses or senses[0].lex_filenum not in _SENSE_RANK:
+        return None  # unknown, or mostly an abstract word ("page" of a book before the page boy)
     kinds = [k for k in _SENSE_RANK if any(s.lex_filenum == k for s in senses)]
     best = kinds[0] if kinds else senses[0].lex_filenum
     for syn in senses:
