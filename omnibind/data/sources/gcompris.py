@@ -181,7 +181,7 @@ def parse_readme(text: str) -> dict[str, str]:
 
 
 def normalise_licence(text: str) -> str:
-    """README spellings to Debian's short names: 'CC-BY-SA 4.0' -> 'CC-BY-SA-4.0', 'Public Domain' -> 'public-domain'."""
+    """Debian short licence names: 'CC-BY-SA 4.0' -> 'CC-BY-SA-4.0', 'Public Domain' -> 'public-domain'."""
     t = text.strip().rstrip(".")
     low = t.lower()
     if low in ("public domain", "pd"):

@@ -277,14 +277,17 @@ _SENSE_RANK = (5, 8, 13, 6, 17, 20, 18)
 _HEAD_BREAKS = ("of", "with", "on", "in", "and", "for", "from")
 
 
-def basic_level(word_or_offset: str | int, wn: WordNet | None = None, path: str | Path = BASIC_LEVEL_FILE) -> str | None:
+def basic_level(
+    word_or_offset: str | int, wn: WordNet | None = None, path: str | Path = BASIC_LEVEL_FILE
+) -> str | None:
     """The everyday basic-level noun for a word, phrase or synset offset, or None.
 
     An offset (``"n02123045"``) is looked up directly. A word or phrase ("European bear", "bears",
     "golden_retriever", "dog on leash") tries the phrase up to a preposition, then shorter tails
-    ("bear"), since English puts the head noun last, and the first word last of all. A phrase that is itself a category name is returned as is ("dolphin",
-    not "fish" by way of the dolphinfish); otherwise only the senses of its best-ranked kind
-    (``_SENSE_RANK``) are walked, most frequent first.
+    ("bear"), since English puts the head noun last, and the first word last of all. A phrase
+    that is itself a category name is returned as is ("dolphin", not "fish" by way of the
+    dolphinfish); otherwise only the senses of its best-ranked kind (``_SENSE_RANK``) are
+    walked, most frequent first, and a word whose usual sense is abstract gets None.
     """
     wn = wn or load()
     if isinstance(word_or_offset, int) or re.fullmatch(r"n?\d{8}", str(word_or_offset).strip()):
