@@ -274,7 +274,7 @@ def _basic(label: str) -> str | None:
 # ---- items ---------------------------------------------------------------------------------------
 
 
-def _activity_items(activity: str, rcc_dir: Path, cache: Path | None) -> list[Item]:
+def _activity_items(activity: str, rcc_dir: Path, cache: Path | None, copyright_file: Path = COPYRIGHT) -> list[Item]:
     rcc = rcc_dir / f"{activity}.rcc"
     if not rcc.is_file():
         return []
@@ -322,7 +322,15 @@ def _activity_items(activity: str, rcc_dir: Path, cache: Path | None) -> list[It
         seen.add((path, kind))
         name = f"{activity}/{path.removeprefix(base).removeprefix('resource/')}"
         items.append(
-            Item(name, extract(path, files[path], cache), label, activity, licence_of(path, files), kind, _basic(label))
+            Item(
+                name,
+                extract(path, files[path], cache),
+                label,
+                activity,
+                licence_of(path, files, copyright_file),
+                kind,
+                _basic(label),
+            )
         )
     return items
 
@@ -331,19 +339,22 @@ PHOTO_ACTIVITIES = ("explore_farm_animals", "explore_world_animals", "categoriza
 SOUND_ACTIVITIES = ("explore_farm_animals", "instruments", "memory-sound")
 
 
-def photos(rcc_dir: str | Path = RCC_DIR, cache: Path | None = None) -> list[Item]:
+def photos(rcc_dir: str | Path = RCC_DIR, cache: Path | None = None, copyright_file: Path = COPYRIGHT) -> list[Item]:
     """Labelled real photos (webp): farm and world animals, categorization folders, lang words."""
-    return [i for a in PHOTO_ACTIVITIES for i in _activity_items(a, Path(rcc_dir), cache) if i.kind == "photo"]
+    found = (_activity_items(a, Path(rcc_dir), cache, copyright_file) for a in PHOTO_ACTIVITIES)
+    return [i for items in found for i in items if i.kind == "photo"]
 
 
-def drawings(rcc_dir: str | Path = RCC_DIR, cache: Path | None = None) -> list[Item]:
+def drawings(rcc_dir: str | Path = RCC_DIR, cache: Path | None = None, copyright_file: Path = COPYRIGHT) -> list[Item]:
     """Labelled SVG drawings of the farm animals (the same animals as their photos and sounds)."""
-    return [i for i in _activity_items("explore_farm_animals", Path(rcc_dir), cache) if i.kind == "drawing"]
+    found = _activity_items("explore_farm_animals", Path(rcc_dir), cache, copyright_file)
+    return [i for i in found if i.kind == "drawing"]
 
 
-def sounds(rcc_dir: str | Path = RCC_DIR, cache: Path | None = None) -> list[Item]:
+def sounds(rcc_dir: str | Path = RCC_DIR, cache: Path | None = None, copyright_file: Path = COPYRIGHT) -> list[Item]:
     """Labelled sounds (ogg): farm animals, instruments and memory-sound recordings."""
-    return [i for a in SOUND_ACTIVITIES for i in _activity_items(a, Path(rcc_dir), cache) if i.kind == "sound"]
+    found = (_activity_items(a, Path(rcc_dir), cache, copyright_file) for a in SOUND_ACTIVITIES)
+    return [i for items in found for i in items if i.kind == "sound"]
 
 
 def available(rcc_dir: str | Path = RCC_DIR) -> bool:

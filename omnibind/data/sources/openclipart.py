@@ -137,7 +137,9 @@ def _dropped_folder(category: str) -> bool:
     return any(category == d or category.startswith(d + "/") for d in DROP_FOLDERS)
 
 
-def scan(root: str | Path = ROOT, wn: wordnet.WordNet | None = None) -> tuple[list[Item], Counter]:
+def scan(
+    root: str | Path = ROOT, wn: wordnet.WordNet | None = None, basic_path: str | Path = wordnet.BASIC_LEVEL_FILE
+) -> tuple[list[Item], Counter]:
     """Kept items (sorted by path) and a count of dropped files by reason."""
     root = Path(root)
     if wn is None and wordnet.available():
@@ -153,7 +155,7 @@ def scan(root: str | Path = ROOT, wn: wordnet.WordNet | None = None) -> tuple[li
         if label is None:
             dropped[reason] += 1
             continue
-        basic = wordnet.basic_level(label, wn) if wn is not None else None
+        basic = wordnet.basic_level(label, wn, basic_path) if wn is not None else None
         kept.append(Item(png, label, category, basic))
     return kept, dropped
 

@@ -117,6 +117,7 @@ class WordNet:
         self._index = self._read_index(self.root / "index.noun")
         self._exc = self._read_exceptions(self.root / "noun.exc")
         self._cache: dict[int, Synset] = {}
+        self.category_cache: dict[str, dict[int, str]] = {}  # basic-level list file -> categories
 
     @staticmethod
     def _read_index(path: Path) -> dict[str, tuple[int, ...]]:
@@ -254,15 +255,18 @@ def basic_categories(wn: WordNet, path: str | Path = BASIC_LEVEL_FILE) -> dict[i
     return cats
 
 
-@functools.lru_cache(maxsize=4)
-def _categories(root: str, path: str) -> dict[int, str]:
-    return basic_categories(load(root), path)
+def _categories(wn: WordNet, path: str | Path) -> dict[int, str]:
+    """``basic_categories`` memoised on the WordNet instance (one resolution per list file)."""
+    key = str(path)
+    if key not in wn.category_cache:
+        wn.category_cache[key] = basic_categories(wn, path)
+    return wn.category_cache[key]
 
 
 def basic_of_synset(key: str | int, wn: WordNet | None = None, path: str | Path = BASIC_LEVEL_FILE) -> str | None:
     """The nearest basic-level category at or above a synset, or None when it reaches none."""
     wn = wn or load()
-    cats = _categories(str(wn.root), str(path))
+    cats = _categories(wn, path)
     for syn in wn.ancestors(key):
         if syn.offset in cats:
             return cats[syn.offset]
@@ -292,7 +296,7 @@ def basic_level(
     wn = wn or load()
     if isinstance(word_or_offset, int) or re.fullmatch(r"n?\d{8}", str(word_or_offset).strip()):
         return basic_of_synset(word_or_offset, wn, path)
-    names = set(_categories(str(wn.root), str(path)).values())
+    names = set(_categories(wn, path).values())
     words = re.split(r"[\s_]+", str(word_or_offset).strip().lower())
     cut = next((i for i, w in enumerate(words) if w in _HEAD_BREAKS and i > 0), len(words))
     words = words[:cut]
@@ -335,14 +339,14 @@ def imagenet_wnids(path: str | Path = IMAGENET_WNIDS_FILE) -> list[str]:
     return [line.split("\t")[0] for line in lines if line.strip() and not line.startswith("#")]
 
 
-def common_name(imagenet_wnid: str | int, wn: WordNet | None = None) -> str:
+def common_name(imagenet_wnid: str | int, wn: WordNet | None = None, path: str | Path = BASIC_LEVEL_FILE) -> str:
     """The word people use for an ImageNet-1k class (``"n02123045"`` tabby -> ``"cat"``).
 
     Falls back to the class's own first lemma when no basic-level category lies above it
     ("abacus" stays "abacus").
     """
     wn = wn or load()
-    return basic_of_synset(imagenet_wnid, wn) or wn.synset(imagenet_wnid).name
+    return basic_of_synset(imagenet_wnid, wn, path) or wn.synset(imagenet_wnid).name
 
 
 def imagenet_coverage(wn: WordNet | None = None) -> tuple[int, dict[str, str]]:
