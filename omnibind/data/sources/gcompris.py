@@ -48,7 +48,7 @@ _NAME_FIXES = {
     "blackslate": "blackboard", "buffetset": "buffet set", "bulb": "light bulb",
     "weighing machine": "weighing scale", "solar": "solar panel", "windmill": "wind turbine",
     "dam": "dam", "geothermal": "geothermal power station", "flute traversiere": "flute",
-    "horn": "french horn", "orange-color": "orange (colour)", "flies": "fly",
+    "transverse flute": "flute", "horn": "french horn", "orange-color": "orange (colour)", "flies": "fly",
     "monument": "monument",
 }  # fmt: skip
 # memory-sound files are named after what they record ("LRBark_1_LA_cut"): the label people would give.
