@@ -253,7 +253,8 @@ def board_entries(qml: str) -> list[dict[str, str]]:
         find = re.search(r'"text"\s*:\s*qsTr\("Find the ([^"]+)"\)', block)
         if not (title or find):
             continue
-        entry = {"label": (title or find).group(1).strip().lower()}  # type: ignore[union-attr]
+        label = title.group(1) if title else find.group(1) if find else ""
+        entry = {"label": label.strip().lower()}
         for key in ("image", "image2"):
             m = re.search(rf'"{key}"\s*:\s*"(qrc:/[^"]+)"', block)
             if m:
@@ -274,47 +275,84 @@ def _basic(label: str) -> str | None:
 # ---- items ---------------------------------------------------------------------------------------
 
 
+Labelled = list[tuple[str, str, str]]  # (bundle path, label, kind)
+
+
+def _explore_labels(files: dict[str, bytes], base: str) -> Labelled:
+    """explore_* boards: each entry's photo (``image2``), drawing (``image``) and ``audio``."""
+    out: Labelled = []
+    for path, blob in sorted(files.items()):
+        if not (path.startswith(f"{base}resource/board/") and path.endswith(".qml")):
+            continue
+        for e in board_entries(blob.decode("utf-8", errors="replace")):
+            if "image2" in e:
+                out.append((e["image2"], e["label"], "photo"))
+            if e.get("image", "").endswith(".svg") and not e["image"].endswith("question.svg"):
+                out.append((e["image"], e["label"], "drawing"))
+            if "audio" in e:
+                out.append((e["audio"], e["label"], "sound"))
+    return out
+
+
+def _instrument_labels(files: dict[str, bytes], base: str) -> Labelled:
+    """instruments.js: ``qsTr("Find the clarinet")`` with the instrument's recording."""
+    js = files.get(f"{base}instruments.js", b"").decode("utf-8", errors="replace")
+    return [(e["audio"], _NAME_FIXES.get(e["label"], e["label"]), "sound") for e in board_entries(js) if "audio" in e]
+
+
+def _memory_sound_labels(files: dict[str, bytes], base: str) -> Labelled:
+    """memory-sound recordings, labelled through ``MEMORY_SOUND_LABELS`` by their file stems."""
+    out: Labelled = []
+    for path in sorted(files):
+        if path.startswith(base) and path.endswith(".ogg"):
+            stem = re.sub(r"^LR|(_\d+)?(_LA)?(_cut)?$|LACut$|_short$", "", Path(path).stem)
+            key = clean_name(re.sub(r"(?<=[a-z])(\d+)$", "", stem))
+            if key in MEMORY_SOUND_LABELS:
+                out.append((path, MEMORY_SOUND_LABELS[key], "sound"))
+    return out
+
+
+def _categorization_labels(files: dict[str, bytes], base: str) -> Labelled:
+    """categorization photo folders, labelled from file names (every fish is "fish")."""
+    out: Labelled = []
+    for path in sorted(files):
+        m = re.match(rf"{re.escape(base)}resource/images/([^/]+)/([^/]+)\.webp$", path)
+        if m and m.group(1) in CATEGORIZATION_FOLDERS:
+            label = "fish" if m.group(1) == "fishes" else fixed_label(m.group(2))
+            if label != "monument":  # monument1..3 are unnamed
+                out.append((path, label, "photo"))
+    return out
+
+
+def _lang_labels(files: dict[str, bytes], base: str) -> Labelled:
+    """lang/words_sample photos named by their word (numbers, colours and abstract words skipped)."""
+    out: Labelled = []
+    for path in sorted(files):
+        if path.startswith(f"{base}resource/words_sample/") and path.endswith(".webp"):
+            stem = Path(path).stem
+            if not _LANG_SKIP.match(stem):
+                out.append((path, fixed_label(stem), "photo"))
+    return out
+
+
+_LABELLERS = {
+    "explore_farm_animals": _explore_labels,
+    "explore_world_animals": _explore_labels,
+    "instruments": _instrument_labels,
+    "memory-sound": _memory_sound_labels,
+    "categorization": _categorization_labels,
+    "lang": _lang_labels,
+}
+
+
 def _activity_items(activity: str, rcc_dir: Path, cache: Path | None, copyright_file: Path = COPYRIGHT) -> list[Item]:
+    """The labelled files of one activity, extracted into the cache."""
     rcc = rcc_dir / f"{activity}.rcc"
     if not rcc.is_file():
         return []
     files = bundle_files(rcc)
     base = f"{_PREFIX}src/activities/{activity}/"
-    raw: list[tuple[str, str, str]] = []  # (bundle path, label, kind)
-    if activity in ("explore_farm_animals", "explore_world_animals"):
-        for path, blob in sorted(files.items()):
-            if "/resource/board/" in path and path.endswith(".qml"):
-                for e in board_entries(blob.decode("utf-8", errors="replace")):
-                    raw += [(e["image2"], e["label"], "photo")] if "image2" in e else []
-                    if e.get("image", "").endswith(".svg") and not e["image"].endswith("question.svg"):
-                        raw.append((e["image"], e["label"], "drawing"))
-                    raw += [(e["audio"], e["label"], "sound")] if "audio" in e else []
-    elif activity == "instruments":
-        js = files.get(f"{base}instruments.js", b"").decode("utf-8", errors="replace")
-        for e in board_entries(js):
-            if "audio" in e:
-                raw.append((e["audio"], _NAME_FIXES.get(e["label"], e["label"]), "sound"))
-    elif activity == "memory-sound":
-        for path in sorted(files):
-            if path.endswith(".ogg"):
-                stem = re.sub(r"^LR|(_\d+)?(_LA)?(_cut)?$|LACut$|_short$", "", Path(path).stem)
-                key = clean_name(re.sub(r"(?<=[a-z])(\d+)$", "", stem))
-                if key in MEMORY_SOUND_LABELS:
-                    raw.append((path, MEMORY_SOUND_LABELS[key], "sound"))
-    elif activity == "categorization":
-        for path in sorted(files):
-            m = re.match(rf"{re.escape(base)}resource/images/([^/]+)/([^/]+)\.webp$", path)
-            if m and m.group(1) in CATEGORIZATION_FOLDERS:
-                label = "fish" if m.group(1) == "fishes" else fixed_label(m.group(2))
-                if m.group(1) == "monuments" and label in ("monument",):
-                    continue  # unnamed monuments: no label
-                raw.append((path, label, "photo"))
-    elif activity == "lang":
-        for path in sorted(files):
-            if "/words_sample/" in path and path.endswith(".webp"):
-                stem = Path(path).stem
-                if not _LANG_SKIP.match(stem):
-                    raw.append((path, fixed_label(stem), "photo"))
+    raw = _LABELLERS[activity](files, base)
     items, seen = [], set()
     for path, label, kind in raw:
         if path not in files or (path, kind) in seen:
