@@ -204,7 +204,7 @@ class OmnibindModel(nn.Module):
         vectors: dict[int, torch.Tensor] = {}
         outputs: dict[int, EncoderOutput] = {}
         for modality, idx in by_mod.items():
-            out = _to_device(self._encoder_output(modality, [flat[i] for i in idx]), self.device)
+            out = self._encoder_output(modality, [flat[i] for i in idx]).to(self.device)
             vec = self.bind(modality, out.pooled)
             if self.retrieval_cache is not None and modality in self.config.cache.modalities:
                 vec = self.retrieval_cache.blend(vec, top_k=self.config.cache.top_k, alpha=self.config.cache.alpha)
@@ -570,18 +570,6 @@ def _row(out: EncoderOutput, j: int) -> EncoderOutput:
         tokens, mask = tokens[mask.bool()], None
     return EncoderOutput(pooled=out.pooled[j], tokens=tokens, token_mask=mask)
 
-
-def _to_device(out: EncoderOutput, device: torch.device) -> EncoderOutput:
-    """Encoders may run elsewhere (CTranslate2 on CPU): bring their outputs to the model's device."""
-
-    def move(t: torch.Tensor | None) -> torch.Tensor | None:
-        if t is None:
-            return None
-        t = t.to(device)
-        # features made under inference_mode cannot enter autograd (training the heads): copy them out
-        return t.clone() if t.is_inference() and not torch.is_inference_mode_enabled() else t
-
-    return EncoderOutput(pooled=move(out.pooled), tokens=move(out.tokens), token_mask=move(out.token_mask))
 
 
 def _stack_outputs(rows: list[EncoderOutput]) -> EncoderOutput:

@@ -23,6 +23,21 @@ class EncoderOutput:
     tokens: torch.Tensor | None = None
     token_mask: torch.Tensor | None = None
 
+    def to(self, device: torch.device | str) -> EncoderOutput:
+        """The same features on ``device`` (encoders may run elsewhere, e.g. CTranslate2 on CPU).
+
+        Features made under ``inference_mode`` cannot enter autograd (training the heads on them),
+        so outside inference mode such tensors are copied out.
+        """
+
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            if t is None:
+                return None
+            t = t.to(device)
+            return t.clone() if t.is_inference() and not torch.is_inference_mode_enabled() else t
+
+        return EncoderOutput(pooled=move(self.pooled), tokens=move(self.tokens), token_mask=move(self.token_mask))
+
 
 class Encoder(nn.Module):
     """Base class for encoders.

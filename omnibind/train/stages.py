@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import importlib
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from omnibind.atomic import atomic_dir
 from omnibind.errors import ConfigError
 from omnibind.messages import MediaPart, TextPart
 from omnibind.train.config import PipelineConfig, TrainConfig
@@ -32,9 +34,8 @@ from omnibind.train.losses import info_nce, positives, recall_at_k
 def build_model(cfg: TrainConfig) -> Any:
     """The ``OmnibindModel`` of a stage: its architecture, the recipe's LoRA / bias-norm switches,
     and the starting weights (``init_from``) when given."""
-    from omnibind.api import _deep_merge
     from omnibind.checkpoint import CONFIG_FILE
-    from omnibind.config import ModelConfig
+    from omnibind.config import ModelConfig, deep_merge
     from omnibind.model import OmnibindModel
     from omnibind.train.recipes import load_partial
 
@@ -46,7 +47,7 @@ def build_model(cfg: TrainConfig) -> Any:
         raise ConfigError(f"init_from: {init} is not a checkpoint folder (no {CONFIG_FILE})")
     d = config.to_dict()
     if cfg.model_overrides:
-        d = _deep_merge(d, cfg.model_overrides)
+        d = deep_merge(d, cfg.model_overrides)
     if cfg.recipe.lora is not None:
         d["llm"]["lora"] = dict(cfg.recipe.lora)
     if cfg.recipe.train_bias_norm is not None:
@@ -182,8 +183,6 @@ class BindTask:
 
     def _pooled(self, parts: Sequence[MediaPart | TextPart]) -> torch.Tensor:
         """(N, D) encoder features: stored ones for frozen encoders, a live forward for trainable ones."""
-        from omnibind.model import _to_device
-
         modality = "text" if isinstance(parts[0], TextPart) else parts[0].modality
         cached = [self.store.lookup(p) for p in parts]
         if all(c is not None for c in cached):
@@ -191,7 +190,7 @@ class BindTask:
         enc = self.core.encoders[modality]
         data = [self._decode(p) for p in parts]
         with torch.set_grad_enabled(enc.trainable and torch.is_grad_enabled()):
-            return _to_device(enc.encode(data), self.core.device).pooled
+            return enc.encode(data).to(self.core.device).pooled
 
     def _decode(self, part: MediaPart | TextPart) -> Any:
         from omnibind.modalities import load_part
@@ -390,15 +389,13 @@ def prepare_data(steps: Sequence[dict[str, Any]], root: str | Path = ".") -> Non
 
 def run_pipeline(pipe: PipelineConfig, *, progress: bool = True) -> list[TrainResult]:
     """Run stages in order; a stage without ``init_from`` starts from the previous stage's result."""
-    from omnibind.train.loop import _copy_dir
-
     prepare_data(pipe.prepare)
     results: list[TrainResult] = []
     for i, st in enumerate(pipe.stages):
         if i > 0 and st.init_from is None:
             st.init_from = str(results[-1].final)
         results.append(run_stage(st, progress=progress))
-    if pipe.final:
-        Path(pipe.final).parent.mkdir(parents=True, exist_ok=True)
-        _copy_dir(results[-1].final, Path(pipe.final))
+    if pipe.final:  # swapped in whole: a reader never sees half a copied checkpoint
+        with atomic_dir(pipe.final) as tmp:
+            shutil.copytree(results[-1].final, tmp, dirs_exist_ok=True)
     return results
