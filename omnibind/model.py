@@ -417,63 +417,64 @@ class OmnibindModel(nn.Module):
         return torch.stack([v for v, _ in self.encode_slots(slots)])
 
     # --- weights ---------------------------------------------------------------------------
-    def trainable_names(self) -> list[str]:
-        """Parameters saved in checkpoints: everything except frozen encoders and the frozen LLM base."""
-        names = []
+    def trainable_parameters(self) -> dict[str, nn.Parameter]:
+        """Checkpoint name → parameter for every weight a checkpoint holds, sorted by name.
+
+        The one place that knows which weights are trainable and where they live: everything
+        except frozen encoders and the frozen LLM base; inside the LLM only LoRA adapters and, with
+        ``llm.train_bias_norm``, biases and norm scales, named ``llm.<name in the HF model>``.
+        Checkpoints, recipes and the optimiser state all name parameters through this.
+        """
         frozen_enc = {id(p) for e in self.encoders.values() if not e.trainable for p in e.parameters()}
-        llm_params = _llm_named_parameters(self.llm)
+        llm_model = getattr(self.llm, "model", None)
+        llm_params = list(llm_model.named_parameters()) if isinstance(llm_model, nn.Module) else []
         llm_ids = {id(p) for _, p in llm_params}
+        out: dict[str, nn.Parameter] = {}
         for n, p in self.named_parameters():
-            if id(p) in frozen_enc or id(p) in llm_ids:
-                continue
-            names.append(n)
-        for n, _ in llm_params:
+            if id(p) not in frozen_enc and id(p) not in llm_ids:
+                out[n] = p
+        for n, p in llm_params:
             if "lora_" in n or (self.config.llm.train_bias_norm and _is_bias_or_norm(n)):
-                names.append(f"llm.{n}")
-        return sorted(set(names))
+                out.setdefault(f"llm.{n}", p)
+        return dict(sorted(out.items()))
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        own = dict(self.named_parameters())
-        llm = dict(_llm_named_parameters(self.llm))
-        out = {}
-        for n in self.trainable_names():
-            t = llm[n[4:]] if n.startswith("llm.") and n not in own else own[n]
-            out[n] = t.detach().cpu().contiguous()
-        return out
+        """The checkpointed weights as detached CPU tensors."""
+        return {n: p.detach().cpu().contiguous() for n, p in self.trainable_parameters().items()}
 
     def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Copy checkpointed weights in; names and shapes must match the config exactly."""
         from omnibind.errors import CheckpointError
 
-        expected = set(self.trainable_names())
-        missing, unexpected = expected - set(state), set(state) - expected
+        params = self.trainable_parameters()
+        missing, unexpected = set(params) - set(state), set(state) - set(params)
         if missing or unexpected:
             raise CheckpointError(
                 f"weights do not match the config: missing {sorted(missing)[:8]}, unexpected {sorted(unexpected)[:8]}"
             )
-        own = dict(self.named_parameters())
-        llm = dict(_llm_named_parameters(self.llm))
         with torch.no_grad():
             for n, t in state.items():
-                target = llm[n[4:]] if n.startswith("llm.") and n not in own else own[n]
+                target = params[n]
                 if target.shape != t.shape:
                     raise CheckpointError(f"{n}: shape {tuple(t.shape)} in file, {tuple(target.shape)} in model")
                 target.copy_(t.to(target.dtype))
 
     def set_trainable(self, names: Sequence[str] | None = None) -> list[nn.Parameter]:
-        """Freeze everything but ``names`` (default: all checkpointed weights); returns the trainable params."""
-        wanted = set(names if names is not None else self.trainable_names())
-        own = dict(self.named_parameters())
-        llm = dict(_llm_named_parameters(self.llm))
+        """Freeze everything but ``names`` (default: all checkpointed weights); returns those
+        parameters in sorted-name order."""
+        params = self.trainable_parameters()
+        wanted = sorted(set(names if names is not None else params))
+        unknown = [n for n in wanted if n not in params]
+        if unknown:
+            raise KeyError(f"not trainable parameters of this model: {unknown[:8]}")
         for p in self.parameters():
             p.requires_grad_(False)
-        for _, p in llm.items():
-            p.requires_grad_(False)
-        params = []
+        llm_model = getattr(self.llm, "model", None)
+        if isinstance(llm_model, nn.Module):  # a backend that is not a module keeps its model apart
+            llm_model.requires_grad_(False)
         for n in wanted:
-            p = llm[n[4:]] if n.startswith("llm.") and n not in own else own[n]
-            p.requires_grad_(True)
-            params.append(p)
-        return params
+            params[n].requires_grad_(True)
+        return [params[n] for n in wanted]
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -542,11 +543,6 @@ def _with_context(steps: Iterator[Any], make_context: Callable[[], Any]) -> Iter
 def _llm_named_modules(backend: LLMBackend) -> list[tuple[str, nn.Module]]:
     model = getattr(backend, "model", None)
     return list(model.named_modules()) if isinstance(model, nn.Module) else []
-
-
-def _llm_named_parameters(backend: LLMBackend) -> list[tuple[str, nn.Parameter]]:
-    model = getattr(backend, "model", None)
-    return list(model.named_parameters()) if isinstance(model, nn.Module) else []
 
 
 def _is_bias_or_norm(name: str) -> bool:

@@ -222,7 +222,7 @@ def test_gated_injection_starts_as_identity(tiny_config_dict: dict, files):
         assert torch.allclose(logits(with_media), logits(text_only))  # zero gates: the LLM is untouched
         core.gates.gates.fill_(0.5)
         assert not torch.allclose(logits(with_media), logits(text_only))
-    assert any(n.startswith("gates.") for n in core.trainable_names())
+    assert any(n.startswith("gates.") for n in core.trainable_parameters())
 
 
 def test_qformer_per_modality_projectors(tiny_config_dict: dict, files):

@@ -181,7 +181,7 @@ def test_instruct_with_lora_and_merge(model_file, dataset, tmp_path):
 
     m = load(merged)
     assert m.config.llm.lora is None and m.trained
-    assert not any("lora_" in n for n in m.core.trainable_names())
+    assert not any("lora_" in n for n in m.core.trainable_parameters())
 
 
 def test_per_modality_trains_only_own_projector(model_file, dataset, tmp_path, tiny_config_dict):
