@@ -1,8 +1,8 @@
 """OmnibindModel: encoders → bind heads → projectors → LLM, as one torch module.
 
-It owns the data path every request takes. ``prepare`` turns a conversation into slots (one per
-media input, two for a video with sound), ``encode_slots`` runs each modality's encoder once per
-batch, and everything then goes through ``omnibind.llm.assemble`` — for the training loss,
+It owns the data path every request takes. ``prepare`` turns a conversation into prepared inputs
+(``PreparedInput``: one per media part, two for a video with sound), ``encode_inputs`` runs each
+modality's encoder once per batch, and everything then goes through ``omnibind.llm.assemble`` — for the training loss,
 generation and candidate scoring alike.
 """
 
@@ -34,18 +34,22 @@ from omnibind.projectors.base import PROJECTORS, Projector
 
 log = logging.getLogger(__name__)
 
-VIDEO_SOUND = "video_sound"  # slot kind of a video's audio track: audio encoder + audio head, its own cue
+VIDEO_SOUND = "video_sound"  # cue key of a video's audio track: audio encoder + audio head, its own cue
 
 
 @dataclass
-class PreparedSlot:
-    """One media input ready to encode: the encoder modality, decoded data or cached features."""
+class PreparedInput:
+    """One media input ready to encode: the encoder modality, decoded data or cached features.
+
+    (Not to be confused with ``omnibind.llm.assemble.Slot``, the cue + soft-token place an input
+    takes in the LLM sequence, nor with a llama.cpp sequence.)
+    """
 
     modality: str  # which encoder/head: image, audio, ..., or "mix"
     cue_key: str
     data: Any = None
     features: EncoderOutput | None = None  # precomputed (training feature cache)
-    mix_of: list[PreparedSlot] = field(default_factory=list)
+    mix_of: list[PreparedInput] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
     instruction: str = ""
     note: str = ""
@@ -53,12 +57,16 @@ class PreparedSlot:
 
 @dataclass
 class Prepared:
+    """A conversation with its media decoded: ``inputs_per_part`` holds, for each non-text part in
+    order, the prepared inputs it gives (a video with sound gives two)."""
+
     conversation: Conversation
-    slots_per_part: list[list[PreparedSlot]]
+    inputs_per_part: list[list[PreparedInput]]
 
     @property
-    def slots(self) -> list[PreparedSlot]:
-        return [s for group in self.slots_per_part for s in group]
+    def inputs(self) -> list[PreparedInput]:
+        """Every prepared input, flattened in order."""
+        return [s for group in self.inputs_per_part for s in group]
 
 
 FeatureLookup = Callable[[MediaPart], "EncoderOutput | None"]
@@ -135,68 +143,68 @@ class OmnibindModel(nn.Module):
 
     # --- preparing inputs ----------------------------------------------------------------
     def prepare(self, conversation: Conversation, feature_lookup: FeatureLookup | None = None) -> Prepared:
-        """Decode every media part (typed errors surface here) and lay out its slots."""
-        groups: list[list[PreparedSlot]] = []
+        """Decode every media part (typed errors surface here) and lay out its inputs."""
+        groups: list[list[PreparedInput]] = []
         for msg in conversation:
             instruction = msg.text
             for part in msg.content:
                 if isinstance(part, TextPart):
                     continue
                 if isinstance(part, MixPart):
-                    subs = [self._slot_for(p, instruction, feature_lookup)[0] for p in part.parts]
+                    subs = [self._inputs_for(p, instruction, feature_lookup)[0] for p in part.parts]
                     groups.append(
-                        [PreparedSlot("mix", "mix", mix_of=subs, weights=list(part.weights), instruction=instruction)]
+                        [PreparedInput("mix", "mix", mix_of=subs, weights=list(part.weights), instruction=instruction)]
                     )
                 else:
-                    groups.append(self._slot_for(part, instruction, feature_lookup))
+                    groups.append(self._inputs_for(part, instruction, feature_lookup))
         return Prepared(conversation, groups)
 
-    def _slot_for(
+    def _inputs_for(
         self, part: MediaPart | TextPart, instruction: str, lookup: FeatureLookup | None
-    ) -> list[PreparedSlot]:
+    ) -> list[PreparedInput]:
         from omnibind.modalities import load_part
 
         if isinstance(part, TextPart):
-            return [PreparedSlot("text", "text", data=part.text, instruction=instruction)]
+            return [PreparedInput("text", "text", data=part.text, instruction=instruction)]
         self._require_encoder(part.modality)
         cached = lookup(part) if lookup is not None else None
         if cached is not None:
-            slot = PreparedSlot(part.modality, part.modality, features=cached, instruction=instruction)
-            slot.note = self._expert_note(slot)
-            return [slot]
+            inp = PreparedInput(part.modality, part.modality, features=cached, instruction=instruction)
+            inp.note = self._expert_note(inp)
+            return [inp]
         data = load_part(part, self.limits)
-        slots = [PreparedSlot(part.modality, part.modality, data=data, instruction=instruction)]
+        inputs = [PreparedInput(part.modality, part.modality, data=data, instruction=instruction)]
         if isinstance(data, VideoData) and data.audio is not None and "audio" in self.encoders:
-            slots.append(PreparedSlot("audio", VIDEO_SOUND, data=data.audio, instruction=instruction))
-        for s in slots:
+            inputs.append(PreparedInput("audio", VIDEO_SOUND, data=data.audio, instruction=instruction))
+        for s in inputs:
             s.note = self._expert_note(s)
-        return slots
+        return inputs
 
     def _require_encoder(self, modality: str) -> None:
         if modality not in self.encoders:
             raise ConfigError(f"this model has no encoder for {modality!r} inputs; configured: {sorted(self.encoders)}")
 
-    def _expert_note(self, slot: PreparedSlot) -> str:
+    def _expert_note(self, inp: PreparedInput) -> str:
         """Modality experts as text context (ImageBind-LLM fed detector labels; Whisper for speech)."""
         exp = self.config.experts
-        if exp.transcript and slot.modality == "audio" and slot.data is not None:
+        if exp.transcript and inp.modality == "audio" and inp.data is not None:
             from omnibind.encoders.experts import speech_transcript
 
-            text = speech_transcript(slot.data)
+            text = speech_transcript(inp.data)
             return f"(speech: {text})" if text else ""
-        if exp.image_labels > 0 and slot.modality == "image":
+        if exp.image_labels > 0 and inp.modality == "image":
             from omnibind.encoders import experts
 
-            if slot.features is not None:
-                return experts.image_labels_from_pooled(self.encoders["image"], slot.features.pooled, exp.image_labels)
-            return experts.image_labels(self.encoders["image"], [slot.data], exp.image_labels)[0]
+            if inp.features is not None:
+                return experts.image_labels_from_pooled(self.encoders["image"], inp.features.pooled, exp.image_labels)
+            return experts.image_labels(self.encoders["image"], [inp.data], exp.image_labels)[0]
         return ""
 
     # --- encoding ------------------------------------------------------------------------
-    def encode_slots(self, slots: Sequence[PreparedSlot]) -> list[tuple[torch.Tensor, EncoderOutput | None]]:
-        """Bind-space vector (D,) and the encoder output of each slot; one encoder call per modality."""
-        flat: list[PreparedSlot] = []
-        for s in slots:
+    def encode_inputs(self, inputs: Sequence[PreparedInput]) -> list[tuple[torch.Tensor, EncoderOutput | None]]:
+        """Bind-space vector (D,) and the encoder output of each input; one encoder call per modality."""
+        flat: list[PreparedInput] = []
+        for s in inputs:
             flat.extend(s.mix_of if s.modality == "mix" else [s])
         by_mod: dict[str, list[int]] = defaultdict(list)
         for i, s in enumerate(flat):
@@ -213,7 +221,7 @@ class OmnibindModel(nn.Module):
                 outputs[i] = _row(out, j)
         result: list[tuple[torch.Tensor, EncoderOutput | None]] = []
         pos = 0
-        for s in slots:
+        for s in inputs:
             if s.modality == "mix":
                 n = len(s.mix_of)
                 result.append((mix(torch.stack([vectors[pos + k] for k in range(n)]), s.weights), None))
@@ -223,18 +231,18 @@ class OmnibindModel(nn.Module):
                 pos += 1
         return result
 
-    def _encoder_output(self, modality: str, slots: list[PreparedSlot]) -> EncoderOutput:
-        if all(s.features is not None for s in slots):
-            return _stack_outputs([s.features for s in slots])  # type: ignore[misc]
+    def _encoder_output(self, modality: str, inputs: list[PreparedInput]) -> EncoderOutput:
+        if all(s.features is not None for s in inputs):
+            return _stack_outputs([s.features for s in inputs])  # type: ignore[misc]
         enc = self.encoders[modality]
-        todo = [s for s in slots if s.features is None]
+        todo = [s for s in inputs if s.features is None]
         grad = enc.trainable and self.training
         with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
             fresh = enc.encode([s.data for s in todo])
-        if len(todo) == len(slots):
+        if len(todo) == len(inputs):
             return fresh
         rows, k = [], 0
-        for s in slots:
+        for s in inputs:
             if s.features is not None:
                 rows.append(s.features)
             else:
@@ -242,19 +250,19 @@ class OmnibindModel(nn.Module):
                 k += 1
         return _stack_outputs(rows)
 
-    def soft_tokens(self, slots: Sequence[PreparedSlot]) -> list[torch.Tensor]:
-        """(k, H) soft tokens per slot through its projector."""
-        encoded = self.encode_slots(slots)
+    def soft_tokens(self, inputs: Sequence[PreparedInput]) -> list[torch.Tensor]:
+        """(k, H) soft tokens per input through its projector."""
+        encoded = self.encode_inputs(inputs)
         out: list[torch.Tensor] = []
-        for slot, (vec, enc_out) in zip(slots, encoded, strict=True):
-            key, _ = self.config.projector_for(slot.modality if slot.cue_key != VIDEO_SOUND else "audio")
+        for inp, (vec, enc_out) in zip(inputs, encoded, strict=True):
+            key, _ = self.config.projector_for(inp.modality if inp.cue_key != VIDEO_SOUND else "audio")
             proj: Projector = self.projectors[_pkey(key)]
             kwargs: dict[str, Any] = {}
             if proj.uses_tokens and enc_out is not None and enc_out.tokens is not None:
                 kwargs["tokens"] = enc_out.tokens[None]
                 kwargs["token_mask"] = enc_out.token_mask[None] if enc_out.token_mask is not None else None
-            if proj.uses_instruction and slot.instruction:
-                ids = self.llm.tokenize(slot.instruction)
+            if proj.uses_instruction and inp.instruction:
+                ids = self.llm.tokenize(inp.instruction)
                 if ids:
                     kwargs["instruction"] = self.llm.embed_tokens(ids)[None].detach()
             out.append(proj(vec[None], **kwargs)[0])
@@ -270,16 +278,16 @@ class OmnibindModel(nn.Module):
     ) -> tuple[Assembled, LayerInjection | None, list[Segment]]:
         """Conversation → embeddings + labels (+ gated injection), via ``assemble``.
 
-        ``soft`` reuses soft tokens already computed for these slots (candidate scoring).
+        ``soft`` reuses soft tokens already computed for these inputs (candidate scoring).
         """
-        slots = prepared.slots
+        inputs = prepared.inputs
         if soft is None:
-            soft = self.soft_tokens(slots) if slots else []
+            soft = self.soft_tokens(inputs) if inputs else []
         cues = self.config.injection.cues
         # expert notes travel with the cue, so prefix and gated layouts see the same words
         layout = [
             [Slot(s.modality, _cue(cues, s.cue_key) + (f" {s.note}" if s.note else "")) for s in group]
-            for group in prepared.slots_per_part
+            for group in prepared.inputs_per_part
         ]
         segs = render_segments(
             prepared.conversation,
@@ -372,10 +380,10 @@ class OmnibindModel(nn.Module):
         if not candidates:
             raise ValueError("no candidates to score")
         prepared = self.prepare(conversation)
-        soft = self.soft_tokens(prepared.slots) if prepared.slots else []
+        soft = self.soft_tokens(prepared.inputs) if prepared.inputs else []
         rows = []
         for cand in candidates:
-            p = Prepared([*conversation, Message.assistant(cand)], prepared.slots_per_part)
+            p = Prepared([*conversation, Message.assistant(cand)], prepared.inputs_per_part)
             assembled, injection, segs = self.build_inputs(p, add_generation_prompt=False, soft=soft)
             rows.append((assembled, injection, self._candidate_end(segs, assembled)))
         embeds, mask, labels = _right_pad([r[0] for r in rows])
@@ -404,17 +412,17 @@ class OmnibindModel(nn.Module):
     @torch.inference_mode()
     def embed(self, parts: Sequence[MediaPart | TextPart | MixPart]) -> torch.Tensor:
         """(N, D) L2-normalised bind-space vectors."""
-        slots: list[PreparedSlot] = []
+        inputs: list[PreparedInput] = []
         for p in parts:
             if isinstance(p, MixPart):
-                subs = [self._slot_for(q, "", None)[0] for q in p.parts]
-                slots.append(PreparedSlot("mix", "mix", mix_of=subs, weights=list(p.weights)))
+                subs = [self._inputs_for(q, "", None)[0] for q in p.parts]
+                inputs.append(PreparedInput("mix", "mix", mix_of=subs, weights=list(p.weights)))
             else:
-                slots.append(self._slot_for(p, "", None)[0])
-        for s in slots:
+                inputs.append(self._inputs_for(p, "", None)[0])
+        for s in inputs:
             if s.modality == "text":
                 self._require_encoder("text")
-        return torch.stack([v for v, _ in self.encode_slots(slots)])
+        return torch.stack([v for v, _ in self.encode_inputs(inputs)])
 
     # --- weights ---------------------------------------------------------------------------
     def trainable_parameters(self) -> dict[str, nn.Parameter]:

@@ -234,7 +234,7 @@ def test_qformer_per_modality_projectors(tiny_config_dict: dict, files):
     m = Model(OmnibindModel(ModelConfig.from_dict(d)), origin="t", trained=False)
     core = m.core
     prep = core.prepare([Message.user(Image(str(files["image_a"])), Audio(str(files["audio"])), "Which is louder?")])
-    soft = core.soft_tokens(prep.slots)
+    soft = core.soft_tokens(prep.inputs)
     assert [t.shape[0] for t in soft] == [3, 1]
     assert m.chat(prep.conversation, max_new_tokens=3).completion_tokens <= 3
 
