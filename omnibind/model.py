@@ -575,7 +575,6 @@ def _row(out: EncoderOutput, j: int) -> EncoderOutput:
     return EncoderOutput(pooled=out.pooled[j], tokens=tokens, token_mask=mask)
 
 
-
 def _stack_outputs(rows: list[EncoderOutput]) -> EncoderOutput:
     pooled = torch.stack([r.pooled for r in rows])
     if any(r.tokens is None for r in rows):

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omnibind.atomic import atomic_write_text
 from omnibind.errors import InputError
 from omnibind.messages import MEDIA_MODALITIES, MediaPart, Message, TextPart
 
@@ -421,7 +422,5 @@ def read_dataset(path: str | Path, *, image_folder: str | Path | None = None, fm
 
 def write_jsonl(path: str | Path, samples: list[Sample] | list[dict[str, Any]]) -> Path:
     """Write samples (``Sample`` or dicts) atomically as JSONL."""
-    from omnibind.data._io import atomic_write_text
-
     lines = [json.dumps(s.to_dict() if isinstance(s, Sample) else s, ensure_ascii=False) for s in samples]
     return atomic_write_text(Path(path), "".join(line + "\n" for line in lines))
