@@ -22,9 +22,11 @@ from torch import nn
 from omnibind.bind.heads import BindHeads
 from omnibind.bind.mix import mix
 from omnibind.config import EncoderConfig, ModelConfig
+from omnibind.encoders import experts
 from omnibind.encoders.base import ENCODERS, Encoder, EncoderOutput
 from omnibind.errors import BackendUnsupportedError, ConfigError
-from omnibind.llm.assemble import IGNORE_INDEX, Assembled, Segment, Slot, assemble, render_segments
+from omnibind.experts_text import expert_note
+from omnibind.llm.assemble import IGNORE_INDEX, Assembled, Segment, Slot, assemble, check_template, render_segments
 from omnibind.llm.backends.base import LLM_BACKENDS, GenerationOptions, LayerInjection, LLMBackend
 from omnibind.llm.inject import LayerGates, check_injection
 from omnibind.llm.templates import TEMPLATES
@@ -89,6 +91,11 @@ class OmnibindModel(nn.Module):
         self._shared_encoders: dict[str, Encoder] = {}
         self.encoders = nn.ModuleDict({m: self._build_encoder(c.__dict__) for m, c in config.encoders.items()})
         self.llm = backend if backend is not None else build_backend(config, device=device)
+        # A template whose segment-wise tokenisation differs from whole-string tokenisation trains
+        # labels the model never sees at inference (the bug that zeroed LLaVA's labels): refuse it
+        # here, once per model, so it fails at load and when training starts, not silently later.
+        with torch.no_grad():
+            check_template(self.template, self.llm)
         if self.injection_kind == "gated" and not self.llm.supports_layer_injection:
             raise BackendUnsupportedError(
                 f"gated every-layer injection (ImageBind-LLM) needs per-layer hooks; backend {self.llm.name!r} has "
@@ -188,16 +195,13 @@ class OmnibindModel(nn.Module):
         """Modality experts as text context (ImageBind-LLM fed detector labels; Whisper for speech)."""
         exp = self.config.experts
         if exp.transcript and inp.modality == "audio" and inp.data is not None:
-            from omnibind.encoders.experts import speech_transcript
-
-            text = speech_transcript(inp.data)
-            return f"(speech: {text})" if text else ""
+            return expert_note("transcript", experts.speech_transcript(inp.data))
         if exp.image_labels > 0 and inp.modality == "image":
-            from omnibind.encoders import experts
-
             if inp.features is not None:
-                return experts.image_labels_from_pooled(self.encoders["image"], inp.features.pooled, exp.image_labels)
-            return experts.image_labels(self.encoders["image"], [inp.data], exp.image_labels)[0]
+                labels = experts.image_labels_from_pooled(self.encoders["image"], inp.features.pooled, exp.image_labels)
+            else:
+                labels = experts.image_labels(self.encoders["image"], [inp.data], exp.image_labels)[0]
+            return expert_note("labels", labels)
         return ""
 
     # --- encoding ------------------------------------------------------------------------
