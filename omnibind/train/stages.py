@@ -126,21 +126,24 @@ class LMTask:
 
 
 def assistant_tokens(core: Any, conversation: Any) -> int:
-    """The number of tokens ``core.loss`` trains on in a conversation: its assistant turns (with the
-    template's end markers), tokenised as ``assemble`` does. Media layout does not change them, so
-    no media are decoded."""
-    from omnibind.llm.assemble import Slot, render_segments
+    """The number of tokens ``core.loss`` trains on in a conversation (its labels).
 
-    n_media = sum(1 for msg in conversation for part in msg.content if not isinstance(part, TextPart))
-    segs = render_segments(
-        conversation,
-        core.template,
-        [[Slot("media", "")]] * n_media,
-        add_generation_prompt=False,
-        system_prompt=core.config.llm.system_prompt,
-        inline_media=False,
-    )
-    return sum(len(core.llm.tokenize(s.text)) for s in segs if s.train and s.text)
+    Counted on the one assembly path (``OmnibindModel.build_inputs``), so it cannot drift from the
+    loss. Labels never depend on the media, so none are decoded or encoded: each media part stands
+    in as one input with a single zero soft token.
+    """
+    from omnibind.llm.assemble import IGNORE_INDEX
+    from omnibind.model import Prepared, PreparedInput
+
+    media = [p for m in conversation for p in m.content if not isinstance(p, TextPart)]
+    kinds = [p.modality if isinstance(p, MediaPart) else "mix" for p in media]
+    placeholders = [[PreparedInput(k, k)] for k in kinds]
+    with torch.no_grad():
+        soft = [torch.zeros(1, core.llm.hidden_size, device=core.device)] * len(placeholders)
+        assembled, _, _ = core.build_inputs(
+            Prepared(list(conversation), placeholders), add_generation_prompt=False, soft=soft
+        )
+    return int((assembled.labels != IGNORE_INDEX).sum())
 
 
 # --------------------------------------------------------------------------- bind stage
