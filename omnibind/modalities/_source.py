@@ -213,4 +213,3 @@ def npz_array(src: Source, key: str) -> np.ndarray | None:
             return np.asarray(z[key]) if key in z.files else None
     except (ValueError, *_NUMPY_ERRORS) as e:
         raise InputError(src.name, f"npz entry {key!r} is unreadable: {e}", modality=src.modality) from None
-
