@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from omnibind.hashing import digest
 from omnibind.registry import Registry
 
 
@@ -68,8 +67,7 @@ class Encoder(nn.Module):
 
     def fingerprint(self) -> str:
         """A short hash that changes whenever this encoder's outputs could change (feature caches key on it)."""
-        blob = json.dumps({"class": type(self).__name__, "params": self.params}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return digest({"class": type(self).__name__, "params": self.params}, 16)
 
     @property
     def device(self) -> torch.device:
