@@ -2,8 +2,8 @@
 
 It owns the data path every request takes. ``prepare`` turns a conversation into prepared inputs
 (``PreparedInput``: one per media part, two for a video with sound), ``encode_inputs`` runs each
-modality's encoder once per batch, and everything then goes through ``omnibind.llm.assemble`` — for the training loss,
-generation and candidate scoring alike.
+modality's encoder once per batch, and everything then goes through ``omnibind.llm.assemble`` —
+for the training loss, generation and candidate scoring alike.
 """
 
 from __future__ import annotations
