@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,11 +26,12 @@ from omnibind.encoders.base import ENCODERS, Encoder, EncoderOutput
 from omnibind.errors import BackendUnsupportedError, ConfigError
 from omnibind.experts_text import expert_note
 from omnibind.llm.assemble import IGNORE_INDEX, Assembled, Segment, Slot, assemble, check_template, render_segments
-from omnibind.llm.backends.base import LLM_BACKENDS, GenerationOptions, LayerInjection, LLMBackend
+from omnibind.llm.backends.base import GenerationOptions, LayerInjection, LLMBackend
 from omnibind.llm.inject import LayerGates, check_injection
 from omnibind.llm.templates import TEMPLATES
 from omnibind.messages import Conversation, MediaPart, MixPart, TextPart
 from omnibind.modalities.base import Limits, VideoData
+from omnibind.model_setup import apply_lora, build_backend, match_embedding_scale
 from omnibind.projectors.base import PROJECTORS, Projector
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ class OmnibindModel(nn.Module):
             token_dim = self.encoders[key].token_dim if key in self.encoders else None
             cls = PROJECTORS.get(pcfg.name)
             proj = cls(config.bind.dim, self.llm.hidden_size, pcfg.num_tokens, token_dim=token_dim, **pcfg.params)
-            _match_embedding_scale(proj, config.bind.dim, self.llm)
+            match_embedding_scale(proj, config.bind.dim, self.llm)
             self.projectors[_pkey(key)] = proj
         self.gates = LayerGates(self.llm.num_layers) if self.injection_kind == "gated" else None
         self.retrieval_cache = None
@@ -222,7 +222,7 @@ class OmnibindModel(nn.Module):
                 vec = self.retrieval_cache.blend(vec, top_k=self.config.cache.top_k, alpha=self.config.cache.alpha)
             for j, i in enumerate(idx):
                 vectors[i] = vec[j]
-                outputs[i] = _row(out, j)
+                outputs[i] = out.row(j)
         result: list[tuple[torch.Tensor, EncoderOutput | None]] = []
         pos = 0
         for s in inputs:
@@ -237,7 +237,7 @@ class OmnibindModel(nn.Module):
 
     def _encoder_output(self, modality: str, inputs: list[PreparedInput]) -> EncoderOutput:
         if all(s.features is not None for s in inputs):
-            return _stack_outputs([s.features for s in inputs])  # type: ignore[misc]
+            return EncoderOutput.stack([s.features for s in inputs])  # type: ignore[misc]
         enc = self.encoders[modality]
         todo = [s for s in inputs if s.features is None]
         grad = enc.trainable and self.training
@@ -250,9 +250,9 @@ class OmnibindModel(nn.Module):
             if s.features is not None:
                 rows.append(s.features)
             else:
-                rows.append(_row(fresh, k))
+                rows.append(fresh.row(k))
                 k += 1
-        return _stack_outputs(rows)
+        return EncoderOutput.stack(rows)
 
     def soft_tokens(self, inputs: Sequence[PreparedInput]) -> list[torch.Tensor]:
         """(k, H) soft tokens per input through its projector."""
@@ -490,50 +490,6 @@ class OmnibindModel(nn.Module):
 
 
 # --- helpers -------------------------------------------------------------------------------
-def build_backend(config: ModelConfig, *, device: str = "cpu") -> LLMBackend:
-    import omnibind.llm.backends  # noqa: F401  (registers backends)
-
-    cls = LLM_BACKENDS.get(config.llm.backend)
-    return cls(config.llm.source, dtype=config.llm.dtype, device=device)
-
-
-def apply_lora(backend: LLMBackend, lora: Any) -> None:
-    """Wrap the backend's HF model with peft LoRA adapters (instruction tuning)."""
-    if not backend.supports_training:
-        raise BackendUnsupportedError(f"LoRA needs a trainable backend; {backend.name!r} is inference-only")
-    from peft import LoraConfig, get_peft_model
-
-    cfg = LoraConfig(
-        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=list(lora.target_modules)
-    )
-    with warnings.catch_warnings():  # peft asks transformers 5.x a deprecated property: not ours to fix
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
-        backend.model = get_peft_model(backend.model, cfg)  # type: ignore[attr-defined]
-
-
-def _match_embedding_scale(proj: Projector, bind_dim: int, llm: LLMBackend) -> None:
-    """Scale a new projector's last layer so its soft tokens start at the size of word embeddings.
-
-    A small random start avoids the NaN gradients of all-zero soft tokens, but tokens 10× smaller
-    than words train slowly; matching the embedding table's spread fixes both.
-    """
-    if not hasattr(llm, "model"):
-        return
-    try:
-        with torch.no_grad():
-            target = float(llm.embed_tokens(list(range(1000))).std())
-    except (IndexError, RuntimeError):  # a toy vocabulary smaller than the sample
-        return
-    last = [m for m in proj.modules() if isinstance(m, nn.Linear)][-1]
-    with torch.no_grad():
-        x = nn.functional.normalize(torch.randn(64, bind_dim, generator=torch.Generator().manual_seed(0)), dim=-1)
-        now = float(proj(x.to(last.weight.device)).std())
-        if now > 0:
-            last.weight.mul_(target / now)
-            if last.bias is not None:
-                last.bias.mul_(target / now)
-
-
 def _with_context(steps: Iterator[Any], make_context: Callable[[], Any]) -> Iterator[Any]:
     """Run a lazy decode with a context (adapter row masks) active during each step only, so
     streams interleaving step by step under the model lock never see each other's hooks."""
@@ -569,29 +525,6 @@ def _cue(cues: dict[str, str], key: str) -> str:
     if key == VIDEO_SOUND:
         return cues.get(VIDEO_SOUND, "Sound of the video:")
     return cues.get(key, f"{key.capitalize()}:")
-
-
-def _row(out: EncoderOutput, j: int) -> EncoderOutput:
-    tokens = out.tokens[j] if out.tokens is not None else None
-    mask = out.token_mask[j] if out.token_mask is not None else None
-    if tokens is not None and mask is not None:  # drop padding so rows restack with other batches
-        tokens, mask = tokens[mask.bool()], None
-    return EncoderOutput(pooled=out.pooled[j], tokens=tokens, token_mask=mask)
-
-
-def _stack_outputs(rows: list[EncoderOutput]) -> EncoderOutput:
-    pooled = torch.stack([r.pooled for r in rows])
-    if any(r.tokens is None for r in rows):
-        return EncoderOutput(pooled=pooled)
-    longest = max(r.tokens.shape[0] for r in rows)  # type: ignore[union-attr]
-    dim = rows[0].tokens.shape[-1]  # type: ignore[union-attr]
-    tokens = pooled.new_zeros((len(rows), longest, dim))
-    mask = torch.zeros((len(rows), longest), dtype=torch.bool, device=pooled.device)
-    for i, r in enumerate(rows):
-        n = r.tokens.shape[0]  # type: ignore[union-attr]
-        tokens[i, :n] = r.tokens
-        mask[i, :n] = True if r.token_mask is None else r.token_mask.bool()
-    return EncoderOutput(pooled=pooled, tokens=tokens, token_mask=mask)
 
 
 def _right_pad(items: list[Assembled]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

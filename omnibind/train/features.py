@@ -142,10 +142,7 @@ def _has_file(part: MediaPart | TextPart) -> bool:
 
 
 def _row(out: EncoderOutput, j: int, keep_tokens: bool) -> EncoderOutput:
-    pooled = out.pooled[j].detach().cpu().clone()
-    if not keep_tokens or out.tokens is None:
-        return EncoderOutput(pooled=pooled)
-    tok = out.tokens[j].detach().cpu()
-    if out.token_mask is not None:
-        tok = tok[out.token_mask[j].bool().cpu()]
-    return EncoderOutput(pooled=pooled, tokens=tok.clone())
+    """Item ``j`` as kept in memory: on the CPU, detached, tokens only when a projector reads them."""
+    r = out.row(j)
+    tokens = r.tokens.detach().cpu().clone() if keep_tokens and r.tokens is not None else None
+    return EncoderOutput(pooled=r.pooled.detach().cpu().clone(), tokens=tokens)
