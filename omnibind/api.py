@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from omnibind.checkpoint import CONFIG_FILE, WEIGHTS_FILE, save_checkpoint
-from omnibind.config import ModelConfig
+from omnibind.config import ModelConfig, deep_merge
 from omnibind.errors import ConfigError
 from omnibind.llm.backends.base import GenerationOptions
 from omnibind.llm.embedded import cache_root
@@ -405,18 +405,11 @@ def load(
             raise ConfigError(f"{name_or_path}: no such checkpoint, config file or preset (presets: {presets()})")
         origin = str(name_or_path)
     if config_overrides:
-        config = ModelConfig.from_dict(_deep_merge(config.to_dict(), config_overrides))
+        config = ModelConfig.from_dict(deep_merge(config.to_dict(), config_overrides))
     if backend is not None:
         config.llm.backend = backend
     core = build_core(config, weights_dir, device=device, verify_base=verify_base)
     return Model(core, origin=origin, trained=weights_dir is not None)
-
-
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 __all__ = [

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+from omnibind.atomic import atomic_write_text
 from omnibind.errors import ConfigError
 
 
@@ -148,13 +149,10 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        return _build(cls, d, "config")
+        return build_strict(cls, d, "config")
 
     def save(self, path: str | Path) -> None:
-        p = Path(path)
-        tmp = p.with_suffix(p.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
-        tmp.replace(p)
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> ModelConfig:
@@ -178,8 +176,20 @@ class ModelConfig:
             raise ConfigError(f"{p}: {e}") from None
 
 
-def _build(tp: Any, value: Any, where: str) -> Any:
-    """Strictly build a dataclass tree from plain data; unknown keys are errors."""
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` merged in: nested mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def build_strict(tp: Any, value: Any, where: str) -> Any:
+    """Strictly build a dataclass tree of type ``tp`` from plain data; unknown keys are errors.
+
+    ``where`` names the value in error messages (``config.llm.lora``). The train config parses
+    with it too, so both configs refuse the same mistakes.
+    """
     origin = get_origin(tp)
     if is_dataclass(tp):
         if not isinstance(value, dict):
@@ -189,23 +199,23 @@ def _build(tp: Any, value: Any, where: str) -> Any:
         unknown = set(value) - names
         if unknown:
             raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; allowed {sorted(names)}")
-        return tp(**{k: _build(hints[k], v, f"{where}.{k}") for k, v in value.items()})
+        return tp(**{k: build_strict(hints[k], v, f"{where}.{k}") for k, v in value.items()})
     if origin is dict:
         _, vt = get_args(tp)
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
-        return {str(k): _build(vt, v, f"{where}.{k}") for k, v in value.items()}
+        return {str(k): build_strict(vt, v, f"{where}.{k}") for k, v in value.items()}
     if origin is list:
         (it,) = get_args(tp)
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
-        return [_build(it, v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [build_strict(it, v, f"{where}[{i}]") for i, v in enumerate(value)]
     args = get_args(tp)
     if args and type(None) in args:  # Optional[X]
         if value is None:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _build(inner[0], value, where)
+        return build_strict(inner[0], value, where)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp in (int, float, str, bool) and not isinstance(value, tp):

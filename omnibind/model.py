@@ -1,16 +1,15 @@
 """OmnibindModel: encoders → bind heads → projectors → LLM, as one torch module.
 
-It owns the data path every request takes. ``prepare`` turns a conversation into slots (one per
-media input, two for a video with sound), ``encode_slots`` runs each modality's encoder once per
-batch, and everything then goes through ``omnibind.llm.assemble`` — for the training loss,
-generation and candidate scoring alike.
+It owns the data path every request takes. ``prepare`` turns a conversation into prepared inputs
+(``PreparedInput``: one per media part, two for a video with sound), ``encode_inputs`` runs each
+modality's encoder once per batch, and everything then goes through ``omnibind.llm.assemble`` —
+for the training loss, generation and candidate scoring alike.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,30 +21,37 @@ from torch import nn
 from omnibind.bind.heads import BindHeads
 from omnibind.bind.mix import mix
 from omnibind.config import EncoderConfig, ModelConfig
+from omnibind.encoders import experts
 from omnibind.encoders.base import ENCODERS, Encoder, EncoderOutput
 from omnibind.errors import BackendUnsupportedError, ConfigError
-from omnibind.llm.assemble import IGNORE_INDEX, Assembled, Segment, Slot, assemble, render_segments
-from omnibind.llm.backends.base import LLM_BACKENDS, GenerationOptions, LayerInjection, LLMBackend
+from omnibind.experts_text import expert_note
+from omnibind.llm.assemble import IGNORE_INDEX, Assembled, Segment, Slot, assemble, check_template, render_segments
+from omnibind.llm.backends.base import GenerationOptions, LayerInjection, LLMBackend
 from omnibind.llm.inject import LayerGates, check_injection
 from omnibind.llm.templates import TEMPLATES
 from omnibind.messages import Conversation, MediaPart, MixPart, TextPart
 from omnibind.modalities.base import Limits, VideoData
+from omnibind.model_setup import apply_lora, build_backend, match_embedding_scale
 from omnibind.projectors.base import PROJECTORS, Projector
 
 log = logging.getLogger(__name__)
 
-VIDEO_SOUND = "video_sound"  # slot kind of a video's audio track: audio encoder + audio head, its own cue
+VIDEO_SOUND = "video_sound"  # cue key of a video's audio track: audio encoder + audio head, its own cue
 
 
 @dataclass
-class PreparedSlot:
-    """One media input ready to encode: the encoder modality, decoded data or cached features."""
+class PreparedInput:
+    """One media input ready to encode: the encoder modality, decoded data or cached features.
+
+    (Not to be confused with ``omnibind.llm.assemble.Slot``, the cue + soft-token place an input
+    takes in the LLM sequence, nor with a llama.cpp sequence.)
+    """
 
     modality: str  # which encoder/head: image, audio, ..., or "mix"
     cue_key: str
     data: Any = None
     features: EncoderOutput | None = None  # precomputed (training feature cache)
-    mix_of: list[PreparedSlot] = field(default_factory=list)
+    mix_of: list[PreparedInput] = field(default_factory=list)
     weights: list[float] = field(default_factory=list)
     instruction: str = ""
     note: str = ""
@@ -53,12 +59,16 @@ class PreparedSlot:
 
 @dataclass
 class Prepared:
+    """A conversation with its media decoded: ``inputs_per_part`` holds, for each non-text part in
+    order, the prepared inputs it gives (a video with sound gives two)."""
+
     conversation: Conversation
-    slots_per_part: list[list[PreparedSlot]]
+    inputs_per_part: list[list[PreparedInput]]
 
     @property
-    def slots(self) -> list[PreparedSlot]:
-        return [s for group in self.slots_per_part for s in group]
+    def inputs(self) -> list[PreparedInput]:
+        """Every prepared input, flattened in order."""
+        return [s for group in self.inputs_per_part for s in group]
 
 
 FeatureLookup = Callable[[MediaPart], "EncoderOutput | None"]
@@ -81,6 +91,11 @@ class OmnibindModel(nn.Module):
         self._shared_encoders: dict[str, Encoder] = {}
         self.encoders = nn.ModuleDict({m: self._build_encoder(c.__dict__) for m, c in config.encoders.items()})
         self.llm = backend if backend is not None else build_backend(config, device=device)
+        # A template whose segment-wise tokenisation differs from whole-string tokenisation trains
+        # labels the model never sees at inference (the bug that zeroed LLaVA's labels): refuse it
+        # here, once per model, so it fails at load and when training starts, not silently later.
+        with torch.no_grad():
+            check_template(self.template, self.llm)
         if self.injection_kind == "gated" and not self.llm.supports_layer_injection:
             raise BackendUnsupportedError(
                 f"gated every-layer injection (ImageBind-LLM) needs per-layer hooks; backend {self.llm.name!r} has "
@@ -93,7 +108,7 @@ class OmnibindModel(nn.Module):
             token_dim = self.encoders[key].token_dim if key in self.encoders else None
             cls = PROJECTORS.get(pcfg.name)
             proj = cls(config.bind.dim, self.llm.hidden_size, pcfg.num_tokens, token_dim=token_dim, **pcfg.params)
-            _match_embedding_scale(proj, config.bind.dim, self.llm)
+            match_embedding_scale(proj, config.bind.dim, self.llm)
             self.projectors[_pkey(key)] = proj
         self.gates = LayerGates(self.llm.num_layers) if self.injection_kind == "gated" else None
         self.retrieval_cache = None
@@ -135,68 +150,65 @@ class OmnibindModel(nn.Module):
 
     # --- preparing inputs ----------------------------------------------------------------
     def prepare(self, conversation: Conversation, feature_lookup: FeatureLookup | None = None) -> Prepared:
-        """Decode every media part (typed errors surface here) and lay out its slots."""
-        groups: list[list[PreparedSlot]] = []
+        """Decode every media part (typed errors surface here) and lay out its inputs."""
+        groups: list[list[PreparedInput]] = []
         for msg in conversation:
             instruction = msg.text
             for part in msg.content:
                 if isinstance(part, TextPart):
                     continue
                 if isinstance(part, MixPart):
-                    subs = [self._slot_for(p, instruction, feature_lookup)[0] for p in part.parts]
+                    subs = [self._inputs_for(p, instruction, feature_lookup)[0] for p in part.parts]
                     groups.append(
-                        [PreparedSlot("mix", "mix", mix_of=subs, weights=list(part.weights), instruction=instruction)]
+                        [PreparedInput("mix", "mix", mix_of=subs, weights=list(part.weights), instruction=instruction)]
                     )
                 else:
-                    groups.append(self._slot_for(part, instruction, feature_lookup))
+                    groups.append(self._inputs_for(part, instruction, feature_lookup))
         return Prepared(conversation, groups)
 
-    def _slot_for(
+    def _inputs_for(
         self, part: MediaPart | TextPart, instruction: str, lookup: FeatureLookup | None
-    ) -> list[PreparedSlot]:
+    ) -> list[PreparedInput]:
         from omnibind.modalities import load_part
 
         if isinstance(part, TextPart):
-            return [PreparedSlot("text", "text", data=part.text, instruction=instruction)]
+            return [PreparedInput("text", "text", data=part.text, instruction=instruction)]
         self._require_encoder(part.modality)
         cached = lookup(part) if lookup is not None else None
         if cached is not None:
-            slot = PreparedSlot(part.modality, part.modality, features=cached, instruction=instruction)
-            slot.note = self._expert_note(slot)
-            return [slot]
+            inp = PreparedInput(part.modality, part.modality, features=cached, instruction=instruction)
+            inp.note = self._expert_note(inp)
+            return [inp]
         data = load_part(part, self.limits)
-        slots = [PreparedSlot(part.modality, part.modality, data=data, instruction=instruction)]
+        inputs = [PreparedInput(part.modality, part.modality, data=data, instruction=instruction)]
         if isinstance(data, VideoData) and data.audio is not None and "audio" in self.encoders:
-            slots.append(PreparedSlot("audio", VIDEO_SOUND, data=data.audio, instruction=instruction))
-        for s in slots:
+            inputs.append(PreparedInput("audio", VIDEO_SOUND, data=data.audio, instruction=instruction))
+        for s in inputs:
             s.note = self._expert_note(s)
-        return slots
+        return inputs
 
     def _require_encoder(self, modality: str) -> None:
         if modality not in self.encoders:
             raise ConfigError(f"this model has no encoder for {modality!r} inputs; configured: {sorted(self.encoders)}")
 
-    def _expert_note(self, slot: PreparedSlot) -> str:
+    def _expert_note(self, inp: PreparedInput) -> str:
         """Modality experts as text context (ImageBind-LLM fed detector labels; Whisper for speech)."""
         exp = self.config.experts
-        if exp.transcript and slot.modality == "audio" and slot.data is not None:
-            from omnibind.encoders.experts import speech_transcript
-
-            text = speech_transcript(slot.data)
-            return f"(speech: {text})" if text else ""
-        if exp.image_labels > 0 and slot.modality == "image":
-            from omnibind.encoders import experts
-
-            if slot.features is not None:
-                return experts.image_labels_from_pooled(self.encoders["image"], slot.features.pooled, exp.image_labels)
-            return experts.image_labels(self.encoders["image"], [slot.data], exp.image_labels)[0]
+        if exp.transcript and inp.modality == "audio" and inp.data is not None:
+            return expert_note("transcript", experts.speech_transcript(inp.data))
+        if exp.image_labels > 0 and inp.modality == "image":
+            if inp.features is not None:
+                labels = experts.image_labels_from_pooled(self.encoders["image"], inp.features.pooled, exp.image_labels)
+            else:
+                labels = experts.image_labels(self.encoders["image"], [inp.data], exp.image_labels)[0]
+            return expert_note("labels", labels)
         return ""
 
     # --- encoding ------------------------------------------------------------------------
-    def encode_slots(self, slots: Sequence[PreparedSlot]) -> list[tuple[torch.Tensor, EncoderOutput | None]]:
-        """Bind-space vector (D,) and the encoder output of each slot; one encoder call per modality."""
-        flat: list[PreparedSlot] = []
-        for s in slots:
+    def encode_inputs(self, inputs: Sequence[PreparedInput]) -> list[tuple[torch.Tensor, EncoderOutput | None]]:
+        """Bind-space vector (D,) and the encoder output of each input; one encoder call per modality."""
+        flat: list[PreparedInput] = []
+        for s in inputs:
             flat.extend(s.mix_of if s.modality == "mix" else [s])
         by_mod: dict[str, list[int]] = defaultdict(list)
         for i, s in enumerate(flat):
@@ -204,16 +216,16 @@ class OmnibindModel(nn.Module):
         vectors: dict[int, torch.Tensor] = {}
         outputs: dict[int, EncoderOutput] = {}
         for modality, idx in by_mod.items():
-            out = _to_device(self._encoder_output(modality, [flat[i] for i in idx]), self.device)
+            out = self._encoder_output(modality, [flat[i] for i in idx]).to(self.device)
             vec = self.bind(modality, out.pooled)
             if self.retrieval_cache is not None and modality in self.config.cache.modalities:
                 vec = self.retrieval_cache.blend(vec, top_k=self.config.cache.top_k, alpha=self.config.cache.alpha)
             for j, i in enumerate(idx):
                 vectors[i] = vec[j]
-                outputs[i] = _row(out, j)
+                outputs[i] = out.row(j)
         result: list[tuple[torch.Tensor, EncoderOutput | None]] = []
         pos = 0
-        for s in slots:
+        for s in inputs:
             if s.modality == "mix":
                 n = len(s.mix_of)
                 result.append((mix(torch.stack([vectors[pos + k] for k in range(n)]), s.weights), None))
@@ -223,38 +235,38 @@ class OmnibindModel(nn.Module):
                 pos += 1
         return result
 
-    def _encoder_output(self, modality: str, slots: list[PreparedSlot]) -> EncoderOutput:
-        if all(s.features is not None for s in slots):
-            return _stack_outputs([s.features for s in slots])  # type: ignore[misc]
+    def _encoder_output(self, modality: str, inputs: list[PreparedInput]) -> EncoderOutput:
+        if all(s.features is not None for s in inputs):
+            return EncoderOutput.stack([s.features for s in inputs])  # type: ignore[misc]
         enc = self.encoders[modality]
-        todo = [s for s in slots if s.features is None]
+        todo = [s for s in inputs if s.features is None]
         grad = enc.trainable and self.training
         with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
             fresh = enc.encode([s.data for s in todo])
-        if len(todo) == len(slots):
+        if len(todo) == len(inputs):
             return fresh
         rows, k = [], 0
-        for s in slots:
+        for s in inputs:
             if s.features is not None:
                 rows.append(s.features)
             else:
-                rows.append(_row(fresh, k))
+                rows.append(fresh.row(k))
                 k += 1
-        return _stack_outputs(rows)
+        return EncoderOutput.stack(rows)
 
-    def soft_tokens(self, slots: Sequence[PreparedSlot]) -> list[torch.Tensor]:
-        """(k, H) soft tokens per slot through its projector."""
-        encoded = self.encode_slots(slots)
+    def soft_tokens(self, inputs: Sequence[PreparedInput]) -> list[torch.Tensor]:
+        """(k, H) soft tokens per input through its projector."""
+        encoded = self.encode_inputs(inputs)
         out: list[torch.Tensor] = []
-        for slot, (vec, enc_out) in zip(slots, encoded, strict=True):
-            key, _ = self.config.projector_for(slot.modality if slot.cue_key != VIDEO_SOUND else "audio")
+        for inp, (vec, enc_out) in zip(inputs, encoded, strict=True):
+            key, _ = self.config.projector_for(inp.modality if inp.cue_key != VIDEO_SOUND else "audio")
             proj: Projector = self.projectors[_pkey(key)]
             kwargs: dict[str, Any] = {}
             if proj.uses_tokens and enc_out is not None and enc_out.tokens is not None:
                 kwargs["tokens"] = enc_out.tokens[None]
                 kwargs["token_mask"] = enc_out.token_mask[None] if enc_out.token_mask is not None else None
-            if proj.uses_instruction and slot.instruction:
-                ids = self.llm.tokenize(slot.instruction)
+            if proj.uses_instruction and inp.instruction:
+                ids = self.llm.tokenize(inp.instruction)
                 if ids:
                     kwargs["instruction"] = self.llm.embed_tokens(ids)[None].detach()
             out.append(proj(vec[None], **kwargs)[0])
@@ -270,16 +282,16 @@ class OmnibindModel(nn.Module):
     ) -> tuple[Assembled, LayerInjection | None, list[Segment]]:
         """Conversation → embeddings + labels (+ gated injection), via ``assemble``.
 
-        ``soft`` reuses soft tokens already computed for these slots (candidate scoring).
+        ``soft`` reuses soft tokens already computed for these inputs (candidate scoring).
         """
-        slots = prepared.slots
+        inputs = prepared.inputs
         if soft is None:
-            soft = self.soft_tokens(slots) if slots else []
+            soft = self.soft_tokens(inputs) if inputs else []
         cues = self.config.injection.cues
         # expert notes travel with the cue, so prefix and gated layouts see the same words
         layout = [
             [Slot(s.modality, _cue(cues, s.cue_key) + (f" {s.note}" if s.note else "")) for s in group]
-            for group in prepared.slots_per_part
+            for group in prepared.inputs_per_part
         ]
         segs = render_segments(
             prepared.conversation,
@@ -372,10 +384,10 @@ class OmnibindModel(nn.Module):
         if not candidates:
             raise ValueError("no candidates to score")
         prepared = self.prepare(conversation)
-        soft = self.soft_tokens(prepared.slots) if prepared.slots else []
+        soft = self.soft_tokens(prepared.inputs) if prepared.inputs else []
         rows = []
         for cand in candidates:
-            p = Prepared([*conversation, Message.assistant(cand)], prepared.slots_per_part)
+            p = Prepared([*conversation, Message.assistant(cand)], prepared.inputs_per_part)
             assembled, injection, segs = self.build_inputs(p, add_generation_prompt=False, soft=soft)
             rows.append((assembled, injection, self._candidate_end(segs, assembled)))
         embeds, mask, labels = _right_pad([r[0] for r in rows])
@@ -404,123 +416,80 @@ class OmnibindModel(nn.Module):
     @torch.inference_mode()
     def embed(self, parts: Sequence[MediaPart | TextPart | MixPart]) -> torch.Tensor:
         """(N, D) L2-normalised bind-space vectors."""
-        slots: list[PreparedSlot] = []
+        inputs: list[PreparedInput] = []
         for p in parts:
             if isinstance(p, MixPart):
-                subs = [self._slot_for(q, "", None)[0] for q in p.parts]
-                slots.append(PreparedSlot("mix", "mix", mix_of=subs, weights=list(p.weights)))
+                subs = [self._inputs_for(q, "", None)[0] for q in p.parts]
+                inputs.append(PreparedInput("mix", "mix", mix_of=subs, weights=list(p.weights)))
             else:
-                slots.append(self._slot_for(p, "", None)[0])
-        for s in slots:
+                inputs.append(self._inputs_for(p, "", None)[0])
+        for s in inputs:
             if s.modality == "text":
                 self._require_encoder("text")
-        return torch.stack([v for v, _ in self.encode_slots(slots)])
+        return torch.stack([v for v, _ in self.encode_inputs(inputs)])
 
     # --- weights ---------------------------------------------------------------------------
-    def trainable_names(self) -> list[str]:
-        """Parameters saved in checkpoints: everything except frozen encoders and the frozen LLM base."""
-        names = []
+    def trainable_parameters(self) -> dict[str, nn.Parameter]:
+        """Checkpoint name → parameter for every weight a checkpoint holds, sorted by name.
+
+        The one place that knows which weights are trainable and where they live: everything
+        except frozen encoders and the frozen LLM base; inside the LLM only LoRA adapters and, with
+        ``llm.train_bias_norm``, biases and norm scales, named ``llm.<name in the HF model>``.
+        Checkpoints, recipes and the optimiser state all name parameters through this.
+        """
         frozen_enc = {id(p) for e in self.encoders.values() if not e.trainable for p in e.parameters()}
-        llm_params = _llm_named_parameters(self.llm)
+        llm_model = getattr(self.llm, "model", None)
+        llm_params = list(llm_model.named_parameters()) if isinstance(llm_model, nn.Module) else []
         llm_ids = {id(p) for _, p in llm_params}
+        out: dict[str, nn.Parameter] = {}
         for n, p in self.named_parameters():
-            if id(p) in frozen_enc or id(p) in llm_ids:
-                continue
-            names.append(n)
-        for n, _ in llm_params:
+            if id(p) not in frozen_enc and id(p) not in llm_ids:
+                out[n] = p
+        for n, p in llm_params:
             if "lora_" in n or (self.config.llm.train_bias_norm and _is_bias_or_norm(n)):
-                names.append(f"llm.{n}")
-        return sorted(set(names))
+                out.setdefault(f"llm.{n}", p)
+        return dict(sorted(out.items()))
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        own = dict(self.named_parameters())
-        llm = dict(_llm_named_parameters(self.llm))
-        out = {}
-        for n in self.trainable_names():
-            t = llm[n[4:]] if n.startswith("llm.") and n not in own else own[n]
-            out[n] = t.detach().cpu().contiguous()
-        return out
+        """The checkpointed weights as detached CPU tensors."""
+        return {n: p.detach().cpu().contiguous() for n, p in self.trainable_parameters().items()}
 
     def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Copy checkpointed weights in; names and shapes must match the config exactly."""
         from omnibind.errors import CheckpointError
 
-        expected = set(self.trainable_names())
-        missing, unexpected = expected - set(state), set(state) - expected
+        params = self.trainable_parameters()
+        missing, unexpected = set(params) - set(state), set(state) - set(params)
         if missing or unexpected:
             raise CheckpointError(
                 f"weights do not match the config: missing {sorted(missing)[:8]}, unexpected {sorted(unexpected)[:8]}"
             )
-        own = dict(self.named_parameters())
-        llm = dict(_llm_named_parameters(self.llm))
         with torch.no_grad():
             for n, t in state.items():
-                target = llm[n[4:]] if n.startswith("llm.") and n not in own else own[n]
+                target = params[n]
                 if target.shape != t.shape:
                     raise CheckpointError(f"{n}: shape {tuple(t.shape)} in file, {tuple(target.shape)} in model")
                 target.copy_(t.to(target.dtype))
 
     def set_trainable(self, names: Sequence[str] | None = None) -> list[nn.Parameter]:
-        """Freeze everything but ``names`` (default: all checkpointed weights); returns the trainable params."""
-        wanted = set(names if names is not None else self.trainable_names())
-        own = dict(self.named_parameters())
-        llm = dict(_llm_named_parameters(self.llm))
+        """Freeze everything but ``names`` (default: all checkpointed weights); returns those
+        parameters in sorted-name order."""
+        params = self.trainable_parameters()
+        wanted = sorted(set(names if names is not None else params))
+        unknown = [n for n in wanted if n not in params]
+        if unknown:
+            raise KeyError(f"not trainable parameters of this model: {unknown[:8]}")
         for p in self.parameters():
             p.requires_grad_(False)
-        for _, p in llm.items():
-            p.requires_grad_(False)
-        params = []
+        llm_model = getattr(self.llm, "model", None)
+        if isinstance(llm_model, nn.Module):  # a backend that is not a module keeps its model apart
+            llm_model.requires_grad_(False)
         for n in wanted:
-            p = llm[n[4:]] if n.startswith("llm.") and n not in own else own[n]
-            p.requires_grad_(True)
-            params.append(p)
-        return params
+            params[n].requires_grad_(True)
+        return [params[n] for n in wanted]
 
 
 # --- helpers -------------------------------------------------------------------------------
-def build_backend(config: ModelConfig, *, device: str = "cpu") -> LLMBackend:
-    import omnibind.llm.backends  # noqa: F401  (registers backends)
-
-    cls = LLM_BACKENDS.get(config.llm.backend)
-    return cls(config.llm.source, dtype=config.llm.dtype, device=device)
-
-
-def apply_lora(backend: LLMBackend, lora: Any) -> None:
-    """Wrap the backend's HF model with peft LoRA adapters (instruction tuning)."""
-    if not backend.supports_training:
-        raise BackendUnsupportedError(f"LoRA needs a trainable backend; {backend.name!r} is inference-only")
-    from peft import LoraConfig, get_peft_model
-
-    cfg = LoraConfig(
-        r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=list(lora.target_modules)
-    )
-    with warnings.catch_warnings():  # peft asks transformers 5.x a deprecated property: not ours to fix
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
-        backend.model = get_peft_model(backend.model, cfg)  # type: ignore[attr-defined]
-
-
-def _match_embedding_scale(proj: Projector, bind_dim: int, llm: LLMBackend) -> None:
-    """Scale a new projector's last layer so its soft tokens start at the size of word embeddings.
-
-    A small random start avoids the NaN gradients of all-zero soft tokens, but tokens 10× smaller
-    than words train slowly; matching the embedding table's spread fixes both.
-    """
-    if not hasattr(llm, "model"):
-        return
-    try:
-        with torch.no_grad():
-            target = float(llm.embed_tokens(list(range(1000))).std())
-    except (IndexError, RuntimeError):  # a toy vocabulary smaller than the sample
-        return
-    last = [m for m in proj.modules() if isinstance(m, nn.Linear)][-1]
-    with torch.no_grad():
-        x = nn.functional.normalize(torch.randn(64, bind_dim, generator=torch.Generator().manual_seed(0)), dim=-1)
-        now = float(proj(x.to(last.weight.device)).std())
-        if now > 0:
-            last.weight.mul_(target / now)
-            if last.bias is not None:
-                last.bias.mul_(target / now)
-
-
 def _with_context(steps: Iterator[Any], make_context: Callable[[], Any]) -> Iterator[Any]:
     """Run a lazy decode with a context (adapter row masks) active during each step only, so
     streams interleaving step by step under the model lock never see each other's hooks."""
@@ -544,11 +513,6 @@ def _llm_named_modules(backend: LLMBackend) -> list[tuple[str, nn.Module]]:
     return list(model.named_modules()) if isinstance(model, nn.Module) else []
 
 
-def _llm_named_parameters(backend: LLMBackend) -> list[tuple[str, nn.Parameter]]:
-    model = getattr(backend, "model", None)
-    return list(model.named_parameters()) if isinstance(model, nn.Module) else []
-
-
 def _is_bias_or_norm(name: str) -> bool:
     return name.endswith(".bias") or "norm" in name.split(".")[-2]
 
@@ -561,42 +525,6 @@ def _cue(cues: dict[str, str], key: str) -> str:
     if key == VIDEO_SOUND:
         return cues.get(VIDEO_SOUND, "Sound of the video:")
     return cues.get(key, f"{key.capitalize()}:")
-
-
-def _row(out: EncoderOutput, j: int) -> EncoderOutput:
-    tokens = out.tokens[j] if out.tokens is not None else None
-    mask = out.token_mask[j] if out.token_mask is not None else None
-    if tokens is not None and mask is not None:  # drop padding so rows restack with other batches
-        tokens, mask = tokens[mask.bool()], None
-    return EncoderOutput(pooled=out.pooled[j], tokens=tokens, token_mask=mask)
-
-
-def _to_device(out: EncoderOutput, device: torch.device) -> EncoderOutput:
-    """Encoders may run elsewhere (CTranslate2 on CPU): bring their outputs to the model's device."""
-
-    def move(t: torch.Tensor | None) -> torch.Tensor | None:
-        if t is None:
-            return None
-        t = t.to(device)
-        # features made under inference_mode cannot enter autograd (training the heads): copy them out
-        return t.clone() if t.is_inference() and not torch.is_inference_mode_enabled() else t
-
-    return EncoderOutput(pooled=move(out.pooled), tokens=move(out.tokens), token_mask=move(out.token_mask))
-
-
-def _stack_outputs(rows: list[EncoderOutput]) -> EncoderOutput:
-    pooled = torch.stack([r.pooled for r in rows])
-    if any(r.tokens is None for r in rows):
-        return EncoderOutput(pooled=pooled)
-    longest = max(r.tokens.shape[0] for r in rows)  # type: ignore[union-attr]
-    dim = rows[0].tokens.shape[-1]  # type: ignore[union-attr]
-    tokens = pooled.new_zeros((len(rows), longest, dim))
-    mask = torch.zeros((len(rows), longest), dtype=torch.bool, device=pooled.device)
-    for i, r in enumerate(rows):
-        n = r.tokens.shape[0]  # type: ignore[union-attr]
-        tokens[i, :n] = r.tokens
-        mask[i, :n] = True if r.token_mask is None else r.token_mask.bool()
-    return EncoderOutput(pooled=pooled, tokens=tokens, token_mask=mask)
 
 
 def _right_pad(items: list[Assembled]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

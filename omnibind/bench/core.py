@@ -94,7 +94,7 @@ def run_core_bench(model_name: str | None = None, *, tokens: int = 32, repeats: 
         def run(part: MediaPart = part) -> None:
             prepared = core.prepare([Message.user(part, "x")])
             with torch.inference_mode():
-                core.encode_slots(prepared.slots)
+                core.encode_inputs(prepared.inputs)
 
         run()  # warm-up (lazy weights, caches)
         encode[modality] = _median_time(run, repeats)
@@ -128,7 +128,7 @@ def glue_overhead(m: Any, image: Path | None, *, tokens: int, repeats: int) -> d
     def encode() -> None:
         prepared = core.prepare(conv)
         with torch.inference_mode():
-            core.encode_slots(prepared.slots)
+            core.encode_inputs(prepared.inputs)
 
     with torch.inference_mode():
         prompt_len = core.build_inputs(core.prepare(conv), add_generation_prompt=True)[0].embeds.shape[0]

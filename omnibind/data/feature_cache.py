@@ -9,14 +9,14 @@ run loses at most the shard in progress and several processes may fill one cache
 encoder fingerprint (other weights, other preprocessing params) means a new folder: stale features
 are never served. Never pickle: safetensors only.
 
-Keys should identify the *content* (``media_key`` hashes the file bytes and loader options), so a
-renamed file hits the cache and an edited file misses it. Features are of the un-augmented media;
+Keys should identify the *content* (``omnibind.hashing.media_key`` hashes the file bytes, modality
+and loader options; ``text_key`` a text), so a renamed file hits the cache and an edited file misses
+it. Features are of the un-augmented media;
 training with augmentation encodes on the fly instead.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -25,20 +25,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from omnibind.data._io import atomic_write_bytes, atomic_write_text, content_hash
+from omnibind.atomic import atomic_write_bytes, atomic_write_text
 
 SHARD_GLOB = "shard-*.safetensors"
-
-
-def media_key(path: str | Path, modality: str = "", options: dict[str, Any] | None = None) -> str:
-    """A cache key from a file's bytes, its modality and loader options (not its name)."""
-    blob = json.dumps({"m": modality, "o": options or {}}, sort_keys=True, default=str)
-    return hashlib.sha256((content_hash(path) + blob).encode()).hexdigest()[:32]
-
-
-def text_key(text: str) -> str:
-    """A cache key for a text input."""
-    return hashlib.sha256(("text\0" + text).encode()).hexdigest()[:32]
 
 
 class FeatureCache:

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from omnibind.data.feature_cache import FeatureCache, media_key
+from omnibind.data.feature_cache import FeatureCache
 from omnibind.data.format import Sample
+from omnibind.hashing import media_key
 
 
 def media_items(samples: list[Sample], modality: str, limits: Any = None) -> list[tuple[str, Callable[[], Any]]]:
     """Distinct media of one modality as ``(content key, loader)`` pairs for ``FeatureCache``.
 
-    The key hashes the file's bytes and loader options, so copies of a file share one entry.
+    The key (``omnibind.hashing.media_key``) hashes the file's bytes, modality and loader options,
+    so copies of a file share one entry — the same key training's ``FeatureStore`` uses.
     """
     from omnibind import modalities
 
@@ -22,7 +24,7 @@ def media_items(samples: list[Sample], modality: str, limits: Any = None) -> lis
             if m.type != modality:
                 continue
             path = str(m.resolve(s.base_dir))
-            key = media_key(path, m.type, m.options)
+            key = media_key(m.type, path, options=m.options)
             if key not in seen:
                 seen[key] = lambda p=path, o=dict(m.options), t=m.type: modalities.load(t, p, options=o, limits=limits)
     return list(seen.items())

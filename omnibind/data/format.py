@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omnibind.atomic import atomic_write_text
 from omnibind.errors import InputError
+from omnibind.experts_text import expert_note
 from omnibind.messages import MEDIA_MODALITIES, MediaPart, Message, TextPart
 
 PLACEHOLDER_RE = re.compile(r"<(" + "|".join(MEDIA_MODALITIES) + r")>")
@@ -160,11 +162,7 @@ def _add_text(parts: list[Any], text: str) -> None:
 
 def expert_text(item: MediaItem) -> str:
     """The expert context of one medium as one line ('' when none): labels and/or a transcript."""
-    bits = []
-    if item.extra.get("labels"):
-        bits.append(str(item.extra["labels"]))
-    if item.extra.get("transcript"):
-        bits.append(f'(transcript: "{item.extra["transcript"]}")')
+    bits = [expert_note(kind, str(item.extra[kind])) for kind in EXPERT_KEYS if item.extra.get(kind)]
     return (" ".join(bits) + "\n") if bits else ""
 
 
@@ -421,7 +419,5 @@ def read_dataset(path: str | Path, *, image_folder: str | Path | None = None, fm
 
 def write_jsonl(path: str | Path, samples: list[Sample] | list[dict[str, Any]]) -> Path:
     """Write samples (``Sample`` or dicts) atomically as JSONL."""
-    from omnibind.data._io import atomic_write_text
-
     lines = [json.dumps(s.to_dict() if isinstance(s, Sample) else s, ensure_ascii=False) for s in samples]
     return atomic_write_text(Path(path), "".join(line + "\n" for line in lines))

@@ -4,32 +4,23 @@ base class that keeps a frozen network frozen."""
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 from pathlib import Path
 
+from omnibind import hashing
 from omnibind.encoders.base import Encoder
-
-
-@lru_cache(maxsize=64)
-def _hash(path: str, size: int, mtime: int) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()[:16]
 
 
 def file_hash(path: str | Path) -> str:
     """SHA-256 prefix of a file, or of every file in a folder (sorted), computed once per version.
 
-    The cache key includes size and mtime, so a replaced weight file is hashed again.
+    A file's hash is ``omnibind.hashing.file_hash`` (memoised by size and mtime, so a replaced
+    weight file is hashed again); 16 hex digits keep fingerprints as they were.
     """
     p = Path(path)
     if p.is_dir():
         parts = [file_hash(f) for f in sorted(p.rglob("*")) if f.is_file() and "__pycache__" not in f.parts]
         return hashlib.sha256("".join(parts).encode()).hexdigest()[:16]
-    st = p.stat()
-    return _hash(str(p), st.st_size, int(st.st_mtime))
+    return hashing.file_hash(p)[:16]
 
 
 class FrozenEncoder(Encoder):

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from omnibind.hashing import digest
 from omnibind.registry import Registry
 
 
@@ -22,6 +21,47 @@ class EncoderOutput:
     pooled: torch.Tensor
     tokens: torch.Tensor | None = None
     token_mask: torch.Tensor | None = None
+
+    def to(self, device: torch.device | str) -> EncoderOutput:
+        """The same features on ``device`` (encoders may run elsewhere, e.g. CTranslate2 on CPU).
+
+        Features made under ``inference_mode`` cannot enter autograd (training the heads on them),
+        so outside inference mode such tensors are copied out.
+        """
+
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            if t is None:
+                return None
+            t = t.to(device)
+            return t.clone() if t.is_inference() and not torch.is_inference_mode_enabled() else t
+
+        return EncoderOutput(pooled=move(self.pooled), tokens=move(self.tokens), token_mask=move(self.token_mask))
+
+    def row(self, j: int) -> EncoderOutput:
+        """Item ``j`` of the batch (pooled (D,), tokens (L, Dt)); padding tokens are dropped so the
+        row restacks with rows of other batches."""
+        tokens = self.tokens[j] if self.tokens is not None else None
+        mask = self.token_mask[j] if self.token_mask is not None else None
+        if tokens is not None and mask is not None:
+            tokens, mask = tokens[mask.bool()], None
+        return EncoderOutput(pooled=self.pooled[j], tokens=tokens, token_mask=mask)
+
+    @staticmethod
+    def stack(rows: Sequence[EncoderOutput]) -> EncoderOutput:
+        """Rows (from ``row``) back into a batch: tokens right-padded with a mask; pooled only when
+        any row has no tokens."""
+        pooled = torch.stack([r.pooled for r in rows])
+        if any(r.tokens is None for r in rows):
+            return EncoderOutput(pooled=pooled)
+        longest = max(r.tokens.shape[0] for r in rows)  # type: ignore[union-attr]
+        dim = rows[0].tokens.shape[-1]  # type: ignore[union-attr]
+        tokens = pooled.new_zeros((len(rows), longest, dim))
+        mask = torch.zeros((len(rows), longest), dtype=torch.bool, device=pooled.device)
+        for i, r in enumerate(rows):
+            n = r.tokens.shape[0]  # type: ignore[union-attr]
+            tokens[i, :n] = r.tokens
+            mask[i, :n] = True if r.token_mask is None else r.token_mask.bool()
+        return EncoderOutput(pooled=pooled, tokens=tokens, token_mask=mask)
 
 
 class Encoder(nn.Module):
@@ -53,8 +93,7 @@ class Encoder(nn.Module):
 
     def fingerprint(self) -> str:
         """A short hash that changes whenever this encoder's outputs could change (feature caches key on it)."""
-        blob = json.dumps({"class": type(self).__name__, "params": self.params}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+        return digest({"class": type(self).__name__, "params": self.params}, 16)
 
     @property
     def device(self) -> torch.device:

@@ -213,11 +213,3 @@ def npz_array(src: Source, key: str) -> np.ndarray | None:
             return np.asarray(z[key]) if key in z.files else None
     except (ValueError, *_NUMPY_ERRORS) as e:
         raise InputError(src.name, f"npz entry {key!r} is unreadable: {e}", modality=src.modality) from None
-
-
-def as_float_array(data: Any, *, name: str, modality: str) -> np.ndarray:
-    """A float32 numpy array from array-like input, or a typed error (strings, objects, ragged lists)."""
-    try:
-        return np.asarray(data, dtype=np.float32)
-    except (TypeError, ValueError) as e:
-        raise InputError(name, f"not numeric data: {e}", modality=modality) from None

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omnibind.config import _build
+from omnibind.config import build_strict
 from omnibind.errors import ConfigError
 
 STAGES = ("bind", "align", "instruct", "per_modality")
@@ -131,7 +131,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], where: str = "train config") -> TrainConfig:
-        return _build(cls, d, where)
+        return build_strict(cls, d, where)
 
 
 @dataclass

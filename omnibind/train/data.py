@@ -36,8 +36,9 @@ def _caption(sample: Any, conversation: Conversation) -> str | None:
     return None
 
 
-def to_train_sample(sample: Any, *, experts: bool = False) -> TrainSample:
-    conv = sample.to_messages(experts=experts)
+def to_train_sample(sample: Any) -> TrainSample:
+    """A dataset ``Sample`` as the trainer sees it (its conversation, media parts and caption)."""
+    conv = sample.to_messages()
     media = [p for m in conv for p in m.content if isinstance(p, MediaPart)]
     return TrainSample(sample.id, conv, media, _caption(sample, conv), sample.source)
 
@@ -47,7 +48,6 @@ def load_samples(
     *,
     modalities: Sequence[str] = (),
     limit: int | None = None,
-    experts: bool = False,
     text_only: bool = True,
     tasks: Sequence[str] = (),
 ) -> list[TrainSample]:
@@ -67,7 +67,7 @@ def load_samples(
         for s in read_dataset(p):
             if tasks and s.extra.get("task") not in tasks:
                 continue
-            ts = to_train_sample(s, experts=experts)
+            ts = to_train_sample(s)
             if modalities and not ts.modalities <= set(modalities):
                 continue
             if not ts.media and not text_only:

@@ -1,9 +1,10 @@
 """Encoder features computed once per run (and optionally kept on disk) so frozen encoders never
 run twice: every epoch and every later stage reads the stored features.
 
-Media are keyed by modality + file path (or the part's ``name`` for in-memory data); the store is
-split by encoder fingerprint, so a changed encoder never serves stale features. Trainable encoders
-(the IMU CNN) are never cached: their outputs change as they learn.
+Media are keyed by content (``omnibind.hashing.media_key``: the file's bytes or the in-memory
+data, modality, format and loader options — the same key the on-disk cache and the eval cache
+use); the store is split by encoder fingerprint, so a changed encoder never serves stale features.
+Trainable encoders (the IMU CNN) are never cached: their outputs change as they learn.
 
 On disk (``folder`` given): the shared ``omnibind.data.feature_cache`` — content-keyed safetensors
 shards per encoder fingerprint, reused across runs and stages; no pickles.
@@ -11,7 +12,6 @@ shards per encoder fingerprint, reused across runs and stages; no pickles.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,23 +20,22 @@ from typing import Any
 import torch
 
 from omnibind.encoders.base import EncoderOutput
+from omnibind.hashing import media_key, text_key
 from omnibind.messages import MediaPart, TextPart
 
 
 def part_key(part: MediaPart | TextPart) -> str | None:
-    """A stable identity for a media part (None: cannot be cached, e.g. unnamed arrays)."""
+    """The content key of a part (``omnibind.hashing``), or None when it cannot be cached.
+
+    None: a source with no content hash (an arbitrary object), or a file that cannot be read — the
+    decoder then reports the unreadable file as the typed ``InputError`` it always did.
+    """
     if isinstance(part, TextPart):
-        return "text:" + part.text
-    if isinstance(part.source, (str, Path)):
-        opts = ";".join(f"{k}={part.options[k]}" for k in sorted(part.options))
-        return f"{part.modality}:{Path(part.source).expanduser()}|{opts}"
-    if part.name:
-        return f"{part.modality}:name:{part.name}"
-    return None
-
-
-def _h(key: str) -> str:
-    return hashlib.sha1(key.encode()).hexdigest()[:20]
+        return text_key(part.text)
+    try:
+        return media_key(part.modality, part.source, format=part.format, options=part.options)
+    except (ValueError, OSError):
+        return None
 
 
 class FeatureStore:
@@ -64,13 +63,16 @@ class FeatureStore:
             self._fingerprints[modality] = f"{modality}-{self.core.encoders[modality].fingerprint()}"
         return self._fingerprints[modality]
 
+    def _mem_key(self, modality: str, key: str) -> str:
+        return f"{self._shard(modality)}/{key}"
+
     # --- lookup (the model's FeatureLookup) ------------------------------------------------
     def lookup(self, part: MediaPart | TextPart) -> EncoderOutput | None:
         modality = "text" if isinstance(part, TextPart) else part.modality
         key = part_key(part)
         if key is None or modality not in self.core.encoders or not self._cacheable(modality):
             return None
-        out = self._mem.get(f"{self._shard(modality)}/{_h(key)}")
+        out = self._mem.get(self._mem_key(modality, key))
         if out is None:
             self.misses += 1
         else:
@@ -94,9 +96,8 @@ class FeatureStore:
             key = part_key(p)
             if key is None or modality not in self.core.encoders or not self._cacheable(modality):
                 continue
-            full = f"{self._shard(modality)}/{_h(key)}"
-            if full not in self._mem:
-                todo[modality][full] = p
+            if self._mem_key(modality, key) not in self._mem:
+                todo[modality][key] = p
         done = 0
         for modality, items in todo.items():
             keys = list(items)
@@ -112,12 +113,12 @@ class FeatureStore:
                 from omnibind.data.feature_cache import FeatureCache
 
                 cache = FeatureCache(self.folder, store_tokens=self.keep_tokens, progress=progress)  # type: ignore[arg-type]
-                pairs = [(_content_key(items[k]), loader(items[k])) for k in on_disk]
+                pairs = [(k, loader(items[k])) for k in on_disk]  # the same content key on disk
                 with torch.no_grad():
                     out = cache.get_or_compute(enc, pairs, batch_size=batch_size, desc=f"features {modality}")
                 done += cache.computed
                 for j, k in enumerate(on_disk):
-                    self._mem[k] = _row(out, j, self.keep_tokens)
+                    self._mem[self._mem_key(modality, k)] = _row(out, j, self.keep_tokens)
                 keys = [k for k in keys if k not in set(on_disk)]
             if not keys:
                 continue
@@ -129,7 +130,7 @@ class FeatureStore:
                 with torch.no_grad():
                     out = enc.encode([loader(items[k])() for k in chunk])
                 for j, k in enumerate(chunk):
-                    self._mem[k] = _row(out, j, self.keep_tokens)
+                    self._mem[self._mem_key(modality, k)] = _row(out, j, self.keep_tokens)
                 bar.update(len(chunk))
                 done += len(chunk)
             bar.close()
@@ -140,20 +141,8 @@ def _has_file(part: MediaPart | TextPart) -> bool:
     return isinstance(part, TextPart) or isinstance(part.source, (str, Path))
 
 
-def _content_key(part: MediaPart | TextPart) -> str:
-    """The shared feature cache's key: file bytes + modality + loader options (renames still hit)."""
-    from omnibind.data.feature_cache import media_key, text_key
-
-    if isinstance(part, TextPart):
-        return text_key(part.text)
-    return media_key(Path(part.source).expanduser(), part.modality, part.options)
-
-
 def _row(out: EncoderOutput, j: int, keep_tokens: bool) -> EncoderOutput:
-    pooled = out.pooled[j].detach().cpu().clone()
-    if not keep_tokens or out.tokens is None:
-        return EncoderOutput(pooled=pooled)
-    tok = out.tokens[j].detach().cpu()
-    if out.token_mask is not None:
-        tok = tok[out.token_mask[j].bool().cpu()]
-    return EncoderOutput(pooled=pooled, tokens=tok.clone())
+    """Item ``j`` as kept in memory: on the CPU, detached, tokens only when a projector reads them."""
+    r = out.row(j)
+    tokens = r.tokens.detach().cpu().clone() if keep_tokens and r.tokens is not None else None
+    return EncoderOutput(pooled=r.pooled.detach().cpu().clone(), tokens=tokens)

@@ -1,6 +1,6 @@
 """Recipes: which weights train in a stage, and how a stage starts from an earlier one's checkpoint.
 
-Parameter groups (names as in ``OmnibindModel.trainable_names``):
+Parameter groups (names as in ``OmnibindModel.trainable_parameters``):
 
 - ``bind_heads``: ``bind.heads.<modality>.*`` — the ImageBind-style heads into the shared space
 - ``logit_scale``: ``bind.logit_scale`` — CLIP's learned temperature
@@ -55,11 +55,12 @@ def select_trainable(core: Any, groups: Sequence[str], modalities: Sequence[str]
     """Names of the parameters that train: ``groups`` narrowed to ``modalities`` (empty = all).
 
     An encoder shared by several modalities (one EfficientNet) appears under each modality's name in
-    ``named_parameters``; frozen ones are never listed by ``trainable_names`` in the first place.
+    ``named_parameters``; frozen ones are never listed by ``trainable_parameters`` in the first place.
     """
     wanted = set(groups)
+    available = list(core.trainable_parameters())
     names = []
-    for n in core.trainable_names():
+    for n in available:
         if group_of(n) not in wanted:
             continue
         m = _modality_of(n, core)
@@ -73,31 +74,19 @@ def select_trainable(core: Any, groups: Sequence[str], modalities: Sequence[str]
     if not names:
         raise ConfigError(
             f"recipe trains nothing: groups {sorted(wanted)} (modalities {list(modalities) or 'all'}) match no "
-            f"trainable parameter of this model (it has groups {sorted({group_of(n) for n in core.trainable_names()})})"
+            f"trainable parameter of this model (it has groups {sorted({group_of(n) for n in available})})"
         )
     return names
 
 
 def apply_recipe(core: Any, names: Sequence[str]) -> list[torch.nn.Parameter]:
     """Freeze everything except ``names``; returns those parameters in a stable (sorted-name) order."""
-    core.set_trainable(list(names))
-    params = _params_by_name(core)
-    return [params[n] for n in sorted(names)]
-
-
-def _params_by_name(core: Any) -> dict[str, torch.nn.Parameter]:
-    own = dict(core.named_parameters())
-    llm_model = getattr(core.llm, "model", None)
-    llm = dict(llm_model.named_parameters()) if isinstance(llm_model, torch.nn.Module) else {}
-    out = {}
-    for n in core.trainable_names():
-        out[n] = llm[n[4:]] if n.startswith("llm.") and n not in own else own[n]
-    return out
+    return core.set_trainable(list(names))
 
 
 def param_names(core: Any) -> dict[int, str]:
     """id(parameter) → checkpoint name (optimiser state is saved by name)."""
-    return {id(p): n for n, p in _params_by_name(core).items()}
+    return {id(p): n for n, p in core.trainable_parameters().items()}
 
 
 def load_partial(core: Any, folder: str | Path) -> dict[str, list[str]]:

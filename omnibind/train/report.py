@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from omnibind.atomic import atomic_write_text
+
 
 def _smooth(values: list[float], k: int = 10) -> list[float]:
     out, acc = [], 0.0
@@ -24,8 +26,6 @@ def write_report(folder: str | Path, history: list[dict[str, Any]], metrics: dic
 
     matplotlib.use("Agg")  # headless: no display on servers and CI
     import matplotlib.pyplot as plt
-
-    from omnibind.data._io import atomic_write_text
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

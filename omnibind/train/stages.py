@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import importlib
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from omnibind.atomic import atomic_dir
 from omnibind.errors import ConfigError
 from omnibind.messages import MediaPart, TextPart
 from omnibind.train.config import PipelineConfig, TrainConfig
@@ -32,9 +34,8 @@ from omnibind.train.losses import info_nce, positives, recall_at_k
 def build_model(cfg: TrainConfig) -> Any:
     """The ``OmnibindModel`` of a stage: its architecture, the recipe's LoRA / bias-norm switches,
     and the starting weights (``init_from``) when given."""
-    from omnibind.api import _deep_merge
     from omnibind.checkpoint import CONFIG_FILE
-    from omnibind.config import ModelConfig
+    from omnibind.config import ModelConfig, deep_merge
     from omnibind.model import OmnibindModel
     from omnibind.train.recipes import load_partial
 
@@ -46,7 +47,7 @@ def build_model(cfg: TrainConfig) -> Any:
         raise ConfigError(f"init_from: {init} is not a checkpoint folder (no {CONFIG_FILE})")
     d = config.to_dict()
     if cfg.model_overrides:
-        d = _deep_merge(d, cfg.model_overrides)
+        d = deep_merge(d, cfg.model_overrides)
     if cfg.recipe.lora is not None:
         d["llm"]["lora"] = dict(cfg.recipe.lora)
     if cfg.recipe.train_bias_norm is not None:
@@ -125,21 +126,24 @@ class LMTask:
 
 
 def assistant_tokens(core: Any, conversation: Any) -> int:
-    """The number of tokens ``core.loss`` trains on in a conversation: its assistant turns (with the
-    template's end markers), tokenised as ``assemble`` does. Media layout does not change them, so
-    no media are decoded."""
-    from omnibind.llm.assemble import Slot, render_segments
+    """The number of tokens ``core.loss`` trains on in a conversation (its labels).
 
-    n_media = sum(1 for msg in conversation for part in msg.content if not isinstance(part, TextPart))
-    segs = render_segments(
-        conversation,
-        core.template,
-        [[Slot("media", "")]] * n_media,
-        add_generation_prompt=False,
-        system_prompt=core.config.llm.system_prompt,
-        inline_media=False,
-    )
-    return sum(len(core.llm.tokenize(s.text)) for s in segs if s.train and s.text)
+    Counted on the one assembly path (``OmnibindModel.build_inputs``), so it cannot drift from the
+    loss. Labels never depend on the media, so none are decoded or encoded: each media part stands
+    in as one input with a single zero soft token.
+    """
+    from omnibind.llm.assemble import IGNORE_INDEX
+    from omnibind.model import Prepared, PreparedInput
+
+    media = [p for m in conversation for p in m.content if not isinstance(p, TextPart)]
+    kinds = [p.modality if isinstance(p, MediaPart) else "mix" for p in media]
+    placeholders = [[PreparedInput(k, k)] for k in kinds]
+    with torch.no_grad():
+        soft = [torch.zeros(1, core.llm.hidden_size, device=core.device)] * len(placeholders)
+        assembled, _, _ = core.build_inputs(
+            Prepared(list(conversation), placeholders), add_generation_prompt=False, soft=soft
+        )
+    return int((assembled.labels != IGNORE_INDEX).sum())
 
 
 # --------------------------------------------------------------------------- bind stage
@@ -182,8 +186,6 @@ class BindTask:
 
     def _pooled(self, parts: Sequence[MediaPart | TextPart]) -> torch.Tensor:
         """(N, D) encoder features: stored ones for frozen encoders, a live forward for trainable ones."""
-        from omnibind.model import _to_device
-
         modality = "text" if isinstance(parts[0], TextPart) else parts[0].modality
         cached = [self.store.lookup(p) for p in parts]
         if all(c is not None for c in cached):
@@ -191,7 +193,7 @@ class BindTask:
         enc = self.core.encoders[modality]
         data = [self._decode(p) for p in parts]
         with torch.set_grad_enabled(enc.trainable and torch.is_grad_enabled()):
-            return _to_device(enc.encode(data), self.core.device).pooled
+            return enc.encode(data).to(self.core.device).pooled
 
     def _decode(self, part: MediaPart | TextPart) -> Any:
         from omnibind.modalities import load_part
@@ -390,15 +392,13 @@ def prepare_data(steps: Sequence[dict[str, Any]], root: str | Path = ".") -> Non
 
 def run_pipeline(pipe: PipelineConfig, *, progress: bool = True) -> list[TrainResult]:
     """Run stages in order; a stage without ``init_from`` starts from the previous stage's result."""
-    from omnibind.train.loop import _copy_dir
-
     prepare_data(pipe.prepare)
     results: list[TrainResult] = []
     for i, st in enumerate(pipe.stages):
         if i > 0 and st.init_from is None:
             st.init_from = str(results[-1].final)
         results.append(run_stage(st, progress=progress))
-    if pipe.final:
-        Path(pipe.final).parent.mkdir(parents=True, exist_ok=True)
-        _copy_dir(results[-1].final, Path(pipe.final))
+    if pipe.final:  # swapped in whole: a reader never sees half a copied checkpoint
+        with atomic_dir(pipe.final) as tmp:
+            shutil.copytree(results[-1].final, tmp, dirs_exist_ok=True)
     return results

@@ -48,13 +48,13 @@ def test_two_modalities_at_once(model, samples):
     ]
     core = model.core
     prepared = core.prepare(conv)
-    assert [s.modality for s in prepared.slots] == ["image", "audio"]
+    assert [s.modality for s in prepared.inputs] == ["image", "audio"]
     assert model.chat(conv, max_new_tokens=12).text.strip()
 
 
 def test_video_brings_its_sound(model, samples):
     prepared = model.core.prepare([Message.user(MediaPart("video", str(samples["video"])), "What happens?")])
-    assert [s.cue_key for s in prepared.slots] == ["video", "video_sound"]
+    assert [s.cue_key for s in prepared.inputs] == ["video", "video_sound"]
 
 
 def test_text_only_chat_keeps_language_ability(model):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from omnibind.data.feature_cache import FeatureCache, media_key
+from omnibind.data.feature_cache import FeatureCache
 from omnibind.encoders.base import Encoder, EncoderOutput
 from tests.tiny_encoder import TinyTestEncoder
 
@@ -107,10 +107,29 @@ def test_shards_are_safetensors_with_keys(tmp_path: Path) -> None:
         FeatureCache(tmp_path).get_or_compute(enc, [])
 
 
-def test_media_key_hashes_content(tmp_path: Path) -> None:
-    a, b, c = tmp_path / "a.bin", tmp_path / "b.bin", tmp_path / "c.bin"
-    a.write_bytes(b"same")
-    b.write_bytes(b"same")
-    c.write_bytes(b"other")
-    assert media_key(a, "image") == media_key(b, "image") != media_key(c, "image")
-    assert media_key(a, "image") != media_key(a, "depth") != media_key(a, "depth", {"kind": "disparity"})
+def test_training_and_dataset_features_share_one_key(tmp_path: Path) -> None:
+    """The on-disk cache filled by ``omnibind data features`` is the one training reads: same key."""
+    from omnibind.data.features import media_items
+    from omnibind.data.format import parse_sample
+    from omnibind.hashing import media_key
+    from omnibind.messages import MediaPart, TextPart
+    from omnibind.train.features import part_key
+
+    (tmp_path / "a.png").write_bytes(b"same")
+    (tmp_path / "copy.png").write_bytes(b"same")
+    obj = {
+        "id": "s",
+        "media": [{"type": "image", "path": "a.png"}, {"type": "image", "path": "copy.png"}],
+        "conversation": [{"role": "user", "content": "<image><image> Same?"}, {"role": "assistant", "content": "Yes"}],
+    }
+    sample = parse_sample(obj, base_dir=tmp_path)
+    parts = [p for m in sample.to_messages() for p in m.content if isinstance(p, MediaPart)]
+    keys = {part_key(p) for p in parts}
+    assert keys == {k for k, _ in media_items([sample], "image")} == {media_key("image", tmp_path / "a.png")}
+    assert part_key(MediaPart("image", tmp_path / "a.png", options={"kind": "x"})) not in keys  # options count
+    assert part_key(TextPart("hi")) != part_key(TextPart("ho"))
+    # no content hash (an arbitrary object) or no file to read: not cacheable, decoding reports it
+    assert part_key(MediaPart("image", object(), name="thing")) is None
+    assert part_key(MediaPart("image", tmp_path / "missing.png")) is None
+    arr = np.zeros((4, 4, 3), np.uint8)
+    assert part_key(MediaPart("image", arr)) == part_key(MediaPart("image", arr.copy(), name="other name"))

@@ -178,3 +178,16 @@ def test_cli_check_exit_codes(tmp_path: Path, media_dir: Path) -> None:
     assert res.exit_code == 2
     res = runner.invoke(app, ["stats", str(good), "--json"])
     assert res.exit_code == 0 and json.loads(res.output)["samples"] == 1
+
+
+def test_expert_text_is_phrased_by_the_one_helper() -> None:
+    from omnibind.data.format import MediaItem, expert_text
+    from omnibind.experts_text import expert_note
+
+    item = MediaItem("audio", "a.wav", extra={"labels": "Detected: bell (0.50)", "transcript": "ding dong"})
+    assert expert_text(item) == 'Detected: bell (0.50) (transcript: "ding dong")\n'
+    assert (
+        expert_text(item)
+        == expert_note("labels", "Detected: bell (0.50)") + " " + expert_note("transcript", "ding dong") + "\n"
+    )
+    assert expert_text(MediaItem("image", "a.png")) == ""

@@ -222,7 +222,7 @@ def test_gated_injection_starts_as_identity(tiny_config_dict: dict, files):
         assert torch.allclose(logits(with_media), logits(text_only))  # zero gates: the LLM is untouched
         core.gates.gates.fill_(0.5)
         assert not torch.allclose(logits(with_media), logits(text_only))
-    assert any(n.startswith("gates.") for n in core.trainable_names())
+    assert any(n.startswith("gates.") for n in core.trainable_parameters())
 
 
 def test_qformer_per_modality_projectors(tiny_config_dict: dict, files):
@@ -234,7 +234,7 @@ def test_qformer_per_modality_projectors(tiny_config_dict: dict, files):
     m = Model(OmnibindModel(ModelConfig.from_dict(d)), origin="t", trained=False)
     core = m.core
     prep = core.prepare([Message.user(Image(str(files["image_a"])), Audio(str(files["audio"])), "Which is louder?")])
-    soft = core.soft_tokens(prep.slots)
+    soft = core.soft_tokens(prep.inputs)
     assert [t.shape[0] for t in soft] == [3, 1]
     assert m.chat(prep.conversation, max_new_tokens=3).completion_tokens <= 3
 
@@ -299,3 +299,32 @@ def test_info_names_the_llm_weights(tiny_model: Model, tiny_config_dict: dict):
     info = tiny_model.info()
     assert info["llm"]["backend"] == "transformers"
     assert Path(info["llm"]["weights"]) == Path(tiny_config_dict["llm"]["source"])
+
+
+def test_template_mismatch_fails_when_the_model_is_built(tiny_config_dict: dict):
+    """SmolLM2's tokenizer has no Llama-2 markup tokens: that template must be refused at build."""
+    from omnibind.errors import TemplateMismatchError
+
+    d = {**tiny_config_dict, "llm": {**tiny_config_dict["llm"], "template": "llama2"}}
+    with pytest.raises(TemplateMismatchError):
+        OmnibindModel(ModelConfig.from_dict(d))
+
+
+def test_expert_notes_use_the_one_phrasing(tiny_model: Model, files, monkeypatch):
+    """The model's transcript note is the dataset's phrasing (omnibind.experts_text.expert_note)."""
+    from omnibind.encoders import experts
+    from omnibind.experts_text import expert_note
+
+    core = tiny_model.core
+    monkeypatch.setattr(experts, "speech_transcript", lambda audio, encoder=None: "hello there")
+    monkeypatch.setattr(core.config.experts, "transcript", True)
+    prepared = core.prepare([Message.user(Audio(str(files["audio"])), "What is said?")])
+    assert (
+        [i.note for i in prepared.inputs]
+        == ['(transcript: "hello there")']
+        == [expert_note("transcript", "hello there")]
+    )
+    assert expert_note("labels", "Detected: tabby cat (0.41)") == "Detected: tabby cat (0.41)"
+    assert expert_note("transcript", "") == ""
+    with pytest.raises(ValueError):
+        expert_note("caption", "x")

@@ -181,7 +181,7 @@ def test_instruct_with_lora_and_merge(model_file, dataset, tmp_path):
 
     m = load(merged)
     assert m.config.llm.lora is None and m.trained
-    assert not any("lora_" in n for n in m.core.trainable_names())
+    assert not any("lora_" in n for n in m.core.trainable_parameters())
 
 
 def test_per_modality_trains_only_own_projector(model_file, dataset, tmp_path, tiny_config_dict):
@@ -387,3 +387,31 @@ def test_bench_train_runs_both_arms_on_the_same_batches(model_file):
     assert res["speedup"] == pytest.approx(
         res["with_cache_samples_per_s"] / res["without_cache_samples_per_s"], rel=0.05
     )
+
+
+def test_assistant_tokens_equals_the_label_count(tiny_model, tiny_config_dict, tmp_path):
+    """The loss weight of a sample is its label count on the one assembly path, under both layouts."""
+    from omnibind.config import ModelConfig
+    from omnibind.llm.assemble import IGNORE_INDEX
+    from omnibind.messages import Image, Message, MixPart
+    from omnibind.model import OmnibindModel
+    from omnibind.train.stages import assistant_tokens
+
+    img = tmp_path / "a.png"
+    PILImage.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(img)
+    conversations = [
+        [Message.user("Hi"), Message.assistant("Hello there!")],
+        [Message.user(Image(str(img)), "What is this?"), Message.assistant("A grey square.")],
+        [
+            Message.system("Be brief."),
+            Message.user(Image(str(img)), "And this?"),
+            Message.assistant("Grey."),
+            Message.user(MixPart([Image(str(img)), Image(str(img))], [0.5, 0.5]), "Both?"),
+            Message.assistant("Both grey, and quite small."),
+        ],
+    ]
+    gated = OmnibindModel(ModelConfig.from_dict({**tiny_config_dict, "injection": {"kind": "gated"}}))
+    for core in (tiny_model.core, gated):
+        for conv in conversations:
+            assembled, _, _ = core.build_inputs(core.prepare(conv), add_generation_prompt=False)
+            assert assistant_tokens(core, conv) == int((assembled.labels != IGNORE_INDEX).sum()) > 0

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omnibind.atomic import atomic_write_text
 from omnibind.data import templates as T
-from omnibind.data._io import atomic_write_text
 from omnibind.data.format import SPLITS
 from omnibind.data.splits import split_of
 
