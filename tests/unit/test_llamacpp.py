@@ -449,8 +449,8 @@ def test_export_cli(tmp_path: Path, tiny_config_dict: dict):
 
     from typer.testing import CliRunner
 
-    from omnibind.config import ModelConfig
     from omnibind.cli import app
+    from omnibind.config import ModelConfig
 
     cfg = tmp_path / "tiny.json"
     ModelConfig.from_dict(tiny_config_dict).save(cfg)
