@@ -64,8 +64,9 @@ def media_key(modality: str, source: Any, *, format: str | None = None, options:
     src = source_hash(source)
     if src is None:
         raise ValueError(f"a {type(source).__name__} {modality} source has no content hash")
-    return digest({"m": modality, "s": src, "f": format if not isinstance(source, (str, Path)) else None,
-                   "o": options or {}}, 32)
+    return digest(
+        {"m": modality, "s": src, "f": format if not isinstance(source, (str, Path)) else None, "o": options or {}}, 32
+    )
 
 
 def text_key(text: str) -> str:

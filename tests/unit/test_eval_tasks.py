@@ -162,7 +162,7 @@ def test_fashion_mnist_test_split_reader(tmp_path: Path) -> None:
         gzip.compress(bytes([0, 0, 8, 1]) + struct.pack(">I", 2) + bytes([9, 0]))
     )
     out = D.fashion_mnist(str(tmp_path))
-    assert [s.target for s in out] == ["ankle boot", "t-shirt"]
+    assert [s.target for s in out] == ["ankle boot", "T-shirt"]
     assert np.array_equal(out[1].media[0].source, imgs[1])
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(bytes([0, 0, 8, 1]) + struct.pack(">I", 5)))
     from omnibind.errors import InputError
