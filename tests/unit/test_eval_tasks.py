@@ -21,8 +21,11 @@ def test_bundled_tasks_load_and_suites_resolve() -> None:
         assert family in names
     quick = suite_tasks("quick")
     assert set(quick) <= set(names) and len(quick) >= 15
-    assert set(suite_tasks("full")) == set(names)
-    assert {"quick", "full"} <= set(suites())
+    results = suite_tasks("results")
+    assert set(results) == {n for n in names if "results" in reg.get(n).tags} and len(results) == 18
+    assert set(suite_tasks("full")) == set(names) - set(results)  # the results tasks need built data
+    assert {"quick", "full", "results"} <= set(suites())
+    assert suites()["results"]["report"] == "omnibind.eval.results:tables"
     with pytest.raises(RegistryError):
         suite_tasks("nope")
 
