@@ -24,6 +24,7 @@ packaged sources), ``composites`` (POPE, DisCRn), ``heldout`` (the builders' tes
 
 from __future__ import annotations
 
+from omnibind.data.sources.tuxpaint import Stamp, stamp_name, stamps
 from omnibind.eval.datasets.base import DATASETS, Sample, build, select
 from omnibind.eval.datasets.composites import POPE_SETTINGS, discrn, pope, pope_objects
 from omnibind.eval.datasets.heldout import heldout_jsonl
@@ -35,7 +36,6 @@ from omnibind.eval.datasets.standard import (
     SHAPE_CLASSES,
     SPLITS_DIR,
     STAMPS_DIR,
-    Stamp,
     basic_motions,
     easy_vqa_mme,
     fashion_mnist,
@@ -43,8 +43,6 @@ from omnibind.eval.datasets.standard import (
     held_out_stamps,
     shape_points,
     shapes_points,
-    stamp_name,
-    stamps,
     tuxpaint_captions,
     tuxpaint_categories,
     tuxpaint_sounds,

@@ -19,7 +19,7 @@ from omnibind.data.sources import basicmotions as motions_source
 from omnibind.data.sources import easy_vqa as easy_vqa_source
 from omnibind.data.sources import fashion_mnist as fashion_source
 from omnibind.data.sources import tuxpaint as tuxpaint_source
-from omnibind.data.sources.tuxpaint import Stamp, stamp_name, stamps
+from omnibind.data.sources.tuxpaint import Stamp, stamps
 from omnibind.data.splits import RULES, split_of
 from omnibind.eval.datasets.base import DATASETS, Sample
 from omnibind.messages import MediaPart
@@ -28,8 +28,6 @@ STAMPS_DIR = tuxpaint_source.ROOT
 FASHION_DIR = fashion_source.ROOT
 SPLITS_DIR = Path(__file__).resolve().parent.parent / "splits"
 SHAPE_SEED_BASE = 1_000_000
-
-__all__ = ["Stamp", "stamp_name", "stamps"]  # re-exported: the stamp reader lives in omnibind.data.sources
 
 
 # --- Fashion-MNIST ---------------------------------------------------------------------------------
