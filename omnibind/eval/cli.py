@@ -104,7 +104,8 @@ def _execute(
             for sysname, s in res.systems.items():
                 v = None if s.skipped else s.metrics.get(res.task.primary)
                 bits.append(f"{sysname}={'skip' if s.skipped else f'{v:.3f}' if isinstance(v, float) else v}")
-            head = f"  {res.task.name:<26} n={len(res.samples):<4} {res.task.primary}:"
+            n = len(res.samples) or res.systems["model"].metrics.get("n", 0)  # a hook task reports its own n
+            head = f"  {res.task.name:<26} n={n:<4} {res.task.primary}:"
             typer.echo(f"{head} {' '.join(bits)} ({res.seconds:.0f} s)")
             # write after every task so an interrupted run still leaves a report
             report.write_report(
