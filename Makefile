@@ -65,11 +65,14 @@ bench: install-dev
 train-embedded: install-dev sysdeps
 	$(OMNIBIND) train configs/train/embedded.yaml
 
-# docs/RESULTS.md: held-out results of the embedded default (or MODEL=path/to/checkpoint)
+# docs/RESULTS.md: held-out results of the embedded default (or MODEL=path/to/checkpoint): the eval
+# suite `results` on the builders' test files; tables in runs/embedded/results/tables.md, every figure
+# in runs/embedded/results/results.json. --batch-size 1: one conversation per generate() call and one
+# input per embed() call, and --threads = every core, as the figures in docs/RESULTS.md were measured.
 MODEL ?=
 results: install-dev sysdeps
 	$(OMNIBIND) data build tuxpaint tuxpaint-sounds easy-vqa basicmotions meshes text-chat --out runs/embedded/data
-	$(PY) -m omnibind.train.results --data runs/embedded/data --out runs/embedded/results.json $(if $(MODEL),--model $(MODEL))
+	$(OMNIBIND) eval run --suite results --batch-size 1 --threads $$(nproc) --out runs/embedded/results $(if $(MODEL),--model $(MODEL))
 
 eval-quick: install-dev sysdeps
 	$(OMNIBIND) eval quick

@@ -67,8 +67,3 @@ def split_of(source: str, item_id: str) -> str:
     if b < rule.test_pct + rule.val_pct:
         return "val"
     return "train"
-
-
-def is_held_out(source: str, item_id: str) -> bool:
-    """True for validation and test items (never in a training file)."""
-    return split_of(source, item_id) != "train"

@@ -80,5 +80,22 @@ MODALITY_WORDS: dict[str, tuple[str, ...]] = {
 }
 
 
-EXTRACTORS = {"yes_no": yes_no, "class_name": class_name, "position": position}
-"""Named extractors a task file may pick with ``answer.extract``."""
+def head_word(label: str) -> str:
+    """'US 1 cent piece called a penny' → 'penny'; 'red apple' → 'apple'; 'teddy bear' → 'bear'."""
+    text = label.lower()
+    if " called " in text:
+        text = text.split(" called ")[-1]
+    text = re.split(r"[,(]| with | of | on | in | for ", text)[0]
+    words = re.findall(r"[a-z0-9]+", text)
+    return words[-1] if words else text.strip()
+
+
+def names_object(answer: str, label: str) -> bool:
+    """True when the answer names the object: its full label or its head word (± plural 's')."""
+    a = " " + re.sub(r"[^a-z0-9]+", " ", answer.lower()) + " "
+    full = " " + re.sub(r"[^a-z0-9]+", " ", label.lower()).strip() + " "
+    if full in a:
+        return True
+    h = head_word(label)
+    forms = {h, h + "s", h + "es", h[:-1] if h.endswith("s") else h}
+    return any(f" {f} " in a for f in forms if f)

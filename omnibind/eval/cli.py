@@ -66,8 +66,11 @@ def _execute(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     used_threads = _set_threads(threads)
     from omnibind.errors import OmnibindError
-    from omnibind.eval import report, runners
-    from omnibind.eval.tasks import registry
+    from omnibind.eval import report
+    from omnibind.eval.cache import OutputCache
+    from omnibind.eval.models import load_model
+    from omnibind.eval.runner import Runner, run_tasks
+    from omnibind.eval.tasks import registry, suites
 
     start = time.perf_counter()
     try:
@@ -78,11 +81,12 @@ def _execute(
             tasks = dict.fromkeys(tasks, limit)
         folder = out or Path("eval-results") / (suite or next(iter(tasks)))
         typer.echo(f"loading {'endpoint ' + endpoint if endpoint else 'model ' + (model or '(embedded default)')} …")
-        ev = runners.load_model(model, endpoint, api_key)
+        ev = load_model(model, endpoint, api_key)
         cache_path = None if no_cache else (cache or _default_cache())
-        runner = runners.Runner(
+        suite_report = suites()[suite].get("report") if suite else None
+        runner = Runner(
             ev,
-            cache=runners.OutputCache(cache_path),
+            cache=OutputCache(cache_path),
             seed=seed,
             batch_size=batch_size,
             progress=progress,
@@ -100,13 +104,18 @@ def _execute(
             for sysname, s in res.systems.items():
                 v = None if s.skipped else s.metrics.get(res.task.primary)
                 bits.append(f"{sysname}={'skip' if s.skipped else f'{v:.3f}' if isinstance(v, float) else v}")
-            head = f"  {res.task.name:<26} n={len(res.samples):<4} {res.task.primary}:"
+            n = len(res.samples) or res.systems["model"].metrics.get("n", 0)  # a hook task reports its own n
+            head = f"  {res.task.name:<26} n={n:<4} {res.task.primary}:"
             typer.echo(f"{head} {' '.join(bits)} ({res.seconds:.0f} s)")
             # write after every task so an interrupted run still leaves a report
-            report.write_report(folder, done, _meta(ev, suite, seed, limit, batch_size, start, runner), plots=False)
+            report.write_report(
+                folder, done, _meta(ev, suite, seed, limit, batch_size, start, runner, suite_report), plots=False
+            )
 
-        runners.run_tasks(runner, tasks, reg, on_result=show)
-        paths = report.write_report(folder, done, _meta(ev, suite, seed, limit, batch_size, start, runner))
+        run_tasks(runner, tasks, reg, on_result=show)
+        paths = report.write_report(
+            folder, done, _meta(ev, suite, seed, limit, batch_size, start, runner, suite_report)
+        )
         runner.cache.close()
     except OmnibindError as e:
         _fail(e)
@@ -118,8 +127,11 @@ def _execute(
         typer.echo(f"  {kind}: {p}")
 
 
-def _meta(ev: Any, suite: str | None, seed: int, limit: int | None, batch: int, start: float, runner: Any) -> dict:
+def _meta(
+    ev: Any, suite: str | None, seed: int, limit: int | None, batch: int, start: float, runner: Any, suite_report: Any
+) -> dict:
     return {
+        "report": suite_report,
         "model": ev.info(),
         "suite": suite,
         "seed": seed,

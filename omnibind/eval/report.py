@@ -4,6 +4,7 @@ Layout of an output folder::
 
     results.json          every metric of every system, run metadata (model, seed, limits, timings)
     results.md            the summary table (model beside its baselines) and per-task details
+    tables.md             a suite's own tables, when the suite names a ``report`` hook (``results``)
     plots/summary.png     primary metric per task: model vs chance / text-only / caption
     plots/confusion-<task>.png   the model's confusion matrix on classification tasks
     samples/<task>.jsonl  one line per sample: inputs by name, target, each system's raw output and answer
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from omnibind.errors import InputError
+from omnibind.eval.tasks import resolve_hook
 
 SYSTEMS = ("model", "chance", "text_only", "caption")
 SYSTEM_LABELS = {"model": "model", "chance": "chance", "text_only": "text-only", "caption": "caption/label"}
@@ -45,7 +47,7 @@ def task_record(res: Any) -> dict[str, Any]:
         "metric": t.metric,
         "primary": t.primary,
         "dataset": {"builder": t.dataset, **t.dataset_args},
-        "n": len(res.samples),
+        "n": len(res.samples) if res.samples else int(res.systems.get("model").metrics.get("n", 0) or 0),
         "seconds": round(res.seconds, 2),
         "systems": {
             name: (
@@ -97,6 +99,9 @@ def write_summary(
     paths = {"json": out / "results.json", "markdown": out / "results.md"}
     paths["json"].write_text(json.dumps(body, indent=1, default=_json_default) + "\n")
     paths["markdown"].write_text(markdown(body))
+    if meta.get("report"):  # the suite's own tables (docs/RESULTS.md's for the results suite)
+        paths["tables"] = out / "tables.md"
+        paths["tables"].write_text(resolve_hook(meta["report"], where="suite report")(body))
     if plots:
         paths.update(write_plots(out / "plots", records))
     return paths
@@ -272,7 +277,7 @@ def _unit_note(metric: str) -> str:
 def rescore(folder: str | Path, registry: Any = None) -> dict[str, Path]:
     """Recompute answers and metrics from ``samples/*.jsonl`` with the current task hooks; rewrite reports."""
     from omnibind.eval.datasets import Sample
-    from omnibind.eval.runners import chance_metrics, extract
+    from omnibind.eval.runner import chance_metrics, extract
     from omnibind.eval.tasks import registry as default_registry
 
     out = Path(folder)
@@ -287,6 +292,9 @@ def rescore(folder: str | Path, registry: Any = None) -> dict[str, Path]:
         if not log.is_file():
             raise InputError(log, "missing per-sample log; cannot re-score this task")
         task = reg.get(name)
+        if task.method == "hook":  # an analysis: no per-sample outputs to re-score
+            records.append(old)
+            continue
         lines = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
         samples = [
             Sample(

@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 
 from omnibind.eval import report
-from omnibind.eval.runners import Describer, LocalModel, OutputCache, Runner
+from omnibind.eval.cache import OutputCache
+from omnibind.eval.models import LocalModel
+from omnibind.eval.prompts import Describer
+from omnibind.eval.runner import Runner
 from omnibind.eval.tasks import registry
 
 

@@ -9,15 +9,11 @@ import numpy as np
 import pytest
 
 from omnibind.eval import report
+from omnibind.eval.cache import OutputCache, media_id
 from omnibind.eval.datasets import DATASETS, Sample
-from omnibind.eval.runners import (
-    LocalModel,
-    OutputCache,
-    Runner,
-    build_messages,
-    class_prompts,
-    media_hash,
-)
+from omnibind.eval.models import LocalModel
+from omnibind.eval.prompts import build_messages, class_prompts
+from omnibind.eval.runner import Runner
 from omnibind.eval.tasks import TaskRegistry, parse_task
 from omnibind.messages import MediaPart, TextPart
 
@@ -76,7 +72,7 @@ class _FixedDescriber:
     """A different, deterministic 'label' per input (so a cache mixing samples up would show)."""
 
     def describe(self, part: MediaPart) -> str:
-        return f"Detected: {media_hash(part)[:6]} square"
+        return f"Detected: {media_id(part)[:6]} square"
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +138,7 @@ def test_rescore_uses_current_extraction(tmp_path: Path, tasks: TaskRegistry) ->
     """Edit a logged reply: re-scoring must re-extract the answer (no model needed)."""
     task = tasks.get("colours_generate")
     samples = _colour_samples()
-    from omnibind.eval.runners import SystemResult, TaskResult
+    from omnibind.eval.runner import SystemResult, TaskResult
 
     raw = ["It is red."] * 6
     sr = SystemResult(raw=raw, preds=["red"] * 6, metrics={})
@@ -183,22 +179,22 @@ def test_build_messages_layouts(tasks: TaskRegistry) -> None:
     assert parts[1] is s2.media[1] and parts[3] is s2.media[0]
 
 
-def test_media_hash_and_class_prompts(tmp_path: Path) -> None:
+def test_media_id_and_class_prompts(tmp_path: Path) -> None:
     a = np.zeros((4, 4, 3), np.uint8)
     b = a.copy()
     b[0, 0, 0] = 1
-    assert media_hash(MediaPart("image", a)) != media_hash(MediaPart("image", b))
-    assert media_hash(MediaPart("image", a)) == media_hash(MediaPart("image", a.copy()))
+    assert media_id(MediaPart("image", a)) != media_id(MediaPart("image", b))
+    assert media_id(MediaPart("image", a)) == media_id(MediaPart("image", a.copy()))
     f = tmp_path / "x.wav"
     f.write_bytes(b"1")
-    h1 = media_hash(MediaPart("audio", str(f)))
+    h1 = media_id(MediaPart("audio", str(f)))
     f.write_bytes(b"22")
-    assert media_hash(MediaPart("audio", str(f))) != h1
+    assert media_id(MediaPart("audio", str(f))) != h1
     assert class_prompts(["a photo of {a}.", "{}!"], "apple") == ["a photo of an apple.", "apple!"]
 
 
 def test_chance_is_averaged_over_draws(tiny_model, tasks: TaskRegistry) -> None:
-    from omnibind.eval.runners import chance_metrics
+    from omnibind.eval.runner import chance_metrics
 
     m = chance_metrics(tasks.get("colours_rank"), _colour_samples(), seed=0)
     assert m["chance_draws"] > 50 and abs(m["accuracy"] - 1 / 3) < 0.05
@@ -206,7 +202,7 @@ def test_chance_is_averaged_over_draws(tiny_model, tasks: TaskRegistry) -> None:
 
 def test_endpoint_model_against_the_omnibind_server(tiny_model, tasks: TaskRegistry, tmp_path: Path) -> None:
     """The OpenAI-client path end to end: generation and embeddings work, ranking is skipped with a note."""
-    from omnibind.eval.runners import EndpointModel
+    from omnibind.eval.models import EndpointModel
     from omnibind.serve.http import BackgroundServer, create_app
     from omnibind.serve.settings import ServeSettings
 

@@ -427,7 +427,7 @@ def test_eval_fingerprint_tells_gguf_files_apart(tiny_config_dict: dict, tiny_gg
 
     from omnibind.api import Model
     from omnibind.config import ModelConfig
-    from omnibind.eval.runners import LocalModel
+    from omnibind.eval.models import LocalModel
     from omnibind.model import OmnibindModel
 
     cfg = ModelConfig.from_dict({**tiny_config_dict, "llm": {"backend": "llamacpp", "source": str(tiny_gguf)}})

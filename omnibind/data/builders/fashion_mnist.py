@@ -8,17 +8,11 @@ resampling (the original pixels stay exactly recoverable).
 
 from __future__ import annotations
 
-import gzip
-import struct
 from pathlib import Path
 
-import numpy as np
-
 from omnibind.data.builders.common import DatasetWriter, caption_samples, item_rng, official_parts
-from omnibind.errors import InputError
+from omnibind.data.sources.fashion_mnist import CLASSES, ROOT, load_split
 
-ROOT = Path("/usr/share/datasets/fashion-mnist")
-CLASSES = ("T-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot")
 CAPTIONS = (
     "A photo of a T-shirt.",
     "A photo of a pair of trousers.",
@@ -31,31 +25,6 @@ CAPTIONS = (
     "A photo of a bag.",
     "A photo of an ankle boot.",
 )
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (optionally gzipped) as a numpy array (big-endian header: magic, dims)."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as fh:
-            data = fh.read()
-        zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
-        if zero != 0 or dtype_code != 0x08:
-            raise ValueError(f"not an unsigned-byte IDX file (magic {data[:4].hex()})")
-        shape = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
-        arr = np.frombuffer(data, np.uint8, offset=4 + 4 * ndim)
-        return arr.reshape(shape)
-    except (OSError, ValueError, struct.error, EOFError) as e:
-        raise InputError(path, f"cannot read IDX data: {e}") from None
-
-
-def load_split(split: str, root: Path = ROOT) -> tuple[np.ndarray, np.ndarray]:
-    prefix = "train" if split == "train" else "t10k"
-    images = read_idx(root / f"{prefix}-images-idx3-ubyte.gz")
-    labels = read_idx(root / f"{prefix}-labels-idx1-ubyte.gz")
-    if len(images) != len(labels):
-        raise InputError(root, f"{prefix}: {len(images)} images but {len(labels)} labels")
-    return images, labels
 
 
 def build_fashion_mnist(out: Path, *, limit=2000, seed: int = 0, splits=("train", "val", "test"), root=ROOT):

@@ -10,47 +10,22 @@ object may be seen in training as an image — the cross-modal transfer the eval
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from omnibind.data import templates as T
 from omnibind.data.builders.common import DatasetWriter, caption_samples, conversation, item_rng
-
-STAMPS = Path("/usr/share/tuxpaint/stamps")
-
-
-def read_caption(txt: Path) -> str:
-    """The first line of a stamp's description file (the English caption)."""
-    with txt.open(encoding="utf-8", errors="replace") as fh:
-        return fh.readline().strip()
-
-
-def label_of(caption: str) -> str:
-    """'A badger.' → 'badger'; 'A US 1 cent piece ($.01) called a penny.' → 'US 1 cent piece ($.01) called a penny'."""
-    first = re.split(r"(?<=[.!?])\s", caption.strip(), maxsplit=1)[0].rstrip(".!? ")
-    first = re.sub(r"^(a|an|the)\s+", "", first, flags=re.IGNORECASE)
-    return first[:1].lower() + first[1:] if first[1:2].islower() or len(first) == 1 else first
-
-
-def stamps(root: Path = STAMPS) -> list[tuple[str, Path, str]]:
-    """(item id, stem path, caption) for every stamp with a caption file, sorted by id."""
-    out = []
-    for txt in sorted(root.rglob("*.txt")):
-        caption = read_caption(txt)
-        if caption:
-            stem = txt.with_suffix("")
-            out.append((stem.relative_to(root).as_posix(), stem, caption))
-    return out
+from omnibind.data.sources.tuxpaint import ROOT as STAMPS
+from omnibind.data.sources.tuxpaint import label_of, stamps
 
 
 def build_tuxpaint(out: Path, *, limit=None, seed: int = 0, splits=("train", "val", "test"), root=STAMPS):
     """Image–caption samples (caption + 2 questions each) from every stamp with a PNG."""
     w = DatasetWriter(out, "tuxpaint", splits=splits, limit=limit)
     items = stamps(Path(root))
-    labels = sorted({label_of(c) for _, _, c in items})
-    for item, stem, caption in items:
-        png = stem.with_suffix(".png")
-        if not png.is_file():
+    labels = sorted({label_of(s.caption) for s in items})
+    for stamp in items:
+        item, caption, png = stamp.id, stamp.caption, stamp.image
+        if png is None:
             w.skip(item, "no PNG (SVG-only stamps are not rasterised)")
             continue
         if not w.wants(item):
@@ -64,17 +39,18 @@ def build_tuxpaint(out: Path, *, limit=None, seed: int = 0, splits=("train", "va
 def build_tuxpaint_sounds(out: Path, *, limit=None, seed: int = 0, splits=("train", "val", "test"), root=STAMPS):
     """Image–sound–caption triples and sound-only questions from stamps with a sound effect."""
     w = DatasetWriter(out, "tuxpaint-sounds", splits=splits, limit=limit)
-    items = [(i, s, c) for i, s, c in stamps(Path(root)) if s.with_suffix(".ogg").is_file()]
-    labels = sorted({label_of(c) for _, _, c in items})
-    for item, stem, caption in items:
+    items = [s for s in stamps(Path(root)) if s.sound is not None]
+    labels = sorted({label_of(s.caption) for s in items})
+    for stamp in items:
+        item, caption = stamp.id, stamp.caption
         if not w.wants(item):
             continue
         rng = item_rng(seed, "tuxpaint-sounds", item)
         label = label_of(caption)
-        audio = {"type": "audio", "path": w.copy(stem.with_suffix(".ogg"), f"{item}.ogg")}
+        audio = {"type": "audio", "path": w.copy(stamp.sound, f"{item}.ogg")}
         media = [audio]
-        if stem.with_suffix(".png").is_file():
-            media = [{"type": "image", "path": w.copy(stem.with_suffix(".png"), f"{item}.png")}, audio]
+        if stamp.image is not None:
+            media = [{"type": "image", "path": w.copy(stamp.image, f"{item}.png")}, audio]
         sound_caption = f"The sound of {T.article(label)}."
         samples = caption_samples(item, [audio], sound_caption, label, labels, rng, n_qa=2, extra={"name": caption})
         if len(media) == 2:

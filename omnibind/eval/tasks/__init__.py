@@ -14,6 +14,17 @@ answer extraction, the metric and the baselines; Python hooks (``hooks.py`` or a
     metric: classification
     baselines: [chance, text_only]
 
+``method: hook`` tasks run one Python function instead (``metric: package.module:function``,
+``fn(model, task, limit) -> metrics``): analyses that are not one model output per sample (the
+``results`` suite's retrieval recall and Tux Paint ceiling); their ``dataset`` mapping needs no
+``builder`` and is passed to the function as ``task.dataset_args``.
+
+Keys for the ``results`` suite (docs/RESULTS.md): ``calibrate`` (rank: add a ``calibrated`` system,
+the model's scores minus the text-only scores), ``select: dataset`` (the builder applies
+``--limit`` itself, taking the first items in file order, as the candidate set depends on them)
+and ``model_options`` (``experts: {image_labels: 3}``, ``retrieval_cache: {…}``: applied to a
+local model for the task's duration and part of every cached request's key).
+
 Task names are unique: loading a second file with a known name raises ``RegistryError``.
 """
 
@@ -29,8 +40,12 @@ from omnibind.errors import ConfigError, RegistryError
 from omnibind.registry import Registry
 
 TASKS_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = TASKS_DIR / "results"
+"""The ``results`` suite's tasks (docs/RESULTS.md): they read the data builders' held-out files."""
+RESULTS_TAG = "results"
 SUITES_FILE = TASKS_DIR / "suites.yaml"
-METHODS = ("bind", "rank", "generate")
+METHODS = ("bind", "rank", "generate", "hook")
+SELECTIONS = ("stratified", "dataset")
 BASELINES = ("chance", "text_only", "caption")
 _KEYS = {
     "task",
@@ -51,6 +66,9 @@ _KEYS = {
     "primary",
     "baselines",
     "limit",
+    "calibrate",
+    "select",
+    "model_options",
 }
 
 
@@ -77,6 +95,9 @@ class Task:
     primary: str = "accuracy"
     baselines: list[str] = field(default_factory=lambda: ["chance", "text_only"])
     limit: int | None = None
+    calibrate: bool = False
+    select: str = "stratified"
+    model_options: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
 
     def hook(self, name: str) -> Callable[..., Any]:
@@ -107,21 +128,32 @@ def parse_task(data: dict[str, Any], path: str | Path | None = None) -> Task:
     unknown = set(data) - _KEYS
     if unknown:
         raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(_KEYS)}")
-    for key in ("task", "dataset", "method", "metric"):
+    for key in ("task", "method", "metric"):
         if key not in data:
             raise ConfigError(f"{where}: missing required key {key!r}")
-    ds = data["dataset"]
-    if isinstance(ds, str):
-        ds = {"builder": ds}
-    if not isinstance(ds, dict) or "builder" not in ds:
-        raise ConfigError(f"{where}: 'dataset' must be a builder name or a mapping with 'builder'")
     method = data["method"]
     if method not in METHODS:
         raise ConfigError(f"{where}: method must be one of {METHODS}, got {method!r}")
-    baselines = list(data.get("baselines", ["chance", "text_only"]))
+    ds = data.get("dataset", {} if method == "hook" else None)
+    if ds is None:
+        raise ConfigError(f"{where}: missing required key 'dataset'")
+    if isinstance(ds, str):
+        ds = {"builder": ds}
+    if not isinstance(ds, dict) or ("builder" not in ds and method != "hook"):
+        raise ConfigError(f"{where}: 'dataset' must be a builder name or a mapping with 'builder'")
+    selection = str(data.get("select", "stratified"))
+    if selection not in SELECTIONS:
+        raise ConfigError(f"{where}: select must be one of {SELECTIONS}, got {selection!r}")
+    model_options = data.get("model_options") or {}
+    unknown_opts = set(model_options) - {"experts", "retrieval_cache"}
+    if unknown_opts:
+        raise ConfigError(f"{where}: unknown model_options {sorted(unknown_opts)}; known: experts, retrieval_cache")
+    baselines = list(data.get("baselines", [] if method == "hook" else ["chance", "text_only"]))
     bad = [b for b in baselines if b not in BASELINES]
     if bad:
         raise ConfigError(f"{where}: unknown baselines {bad}; known: {BASELINES}")
+    if data.get("calibrate") and (method != "rank" or "text_only" not in baselines):
+        raise ConfigError(f"{where}: 'calibrate' needs method 'rank' and the text_only baseline")
     if method == "bind" and not data.get("templates"):
         raise ConfigError(f"{where}: a 'bind' task needs 'templates' (prompt ensembling)")
     if method == "generate" and not data.get("extract") and data["metric"] != "caption":
@@ -130,7 +162,7 @@ def parse_task(data: dict[str, Any], path: str | Path | None = None) -> Task:
         name=str(data["task"]),
         description=str(data.get("description", "")),
         measures=str(data.get("measures", "")),
-        dataset=str(ds["builder"]),
+        dataset=str(ds.get("builder", "")),
         dataset_args={k: v for k, v in ds.items() if k != "builder"},
         method=method,
         metric=str(data["metric"]),
@@ -146,6 +178,9 @@ def parse_task(data: dict[str, Any], path: str | Path | None = None) -> Task:
         primary=str(data.get("primary", "accuracy")),
         baselines=baselines,
         limit=data.get("limit"),
+        calibrate=bool(data.get("calibrate", False)),
+        select=selection,
+        model_options=dict(model_options),
         path=str(path) if path else None,
     )
     task.hook(task.metric)  # fail at load time, not after an hour of generation
@@ -191,6 +226,7 @@ def registry(extra_dirs: list[str | Path] | None = None) -> TaskRegistry:
     if _DEFAULT is None:
         reg = TaskRegistry("eval task")
         reg.add_folder(TASKS_DIR)
+        reg.add_folder(RESULTS_DIR)
         _DEFAULT = reg
     if not extra_dirs:
         return _DEFAULT
@@ -203,7 +239,8 @@ def registry(extra_dirs: list[str | Path] | None = None) -> TaskRegistry:
 
 
 def suites() -> dict[str, dict[str, Any]]:
-    """Suites from ``suites.yaml``: name → ``{"description", "tasks": {task: limit or None}}``."""
+    """Suites from ``suites.yaml``: name → ``{"description", "tasks": {task: limit or None}, "report"}``
+    (``report``: an optional ``module:function`` writing the suite's own Markdown tables)."""
     import yaml
 
     data = yaml.safe_load(SUITES_FILE.read_text()) or {}
@@ -212,12 +249,13 @@ def suites() -> dict[str, dict[str, Any]]:
         tasks = body.get("tasks", {})
         if isinstance(tasks, list):
             tasks = {t: None for t in tasks}
-        out[name] = {"description": body.get("description", ""), "tasks": dict(tasks)}
+        out[name] = {"description": body.get("description", ""), "tasks": dict(tasks), "report": body.get("report")}
     return out
 
 
 def suite_tasks(name: str, reg: TaskRegistry | None = None) -> dict[str, int | None]:
-    """Task → limit of a suite; ``"*"`` in a suite means every registered task at its own default limit."""
+    """Task → limit of a suite; ``"*"`` in a suite means every registered task at its own default limit,
+    except the ``results`` suite's (tagged ``results``: they need ``omnibind data build`` first)."""
     reg = reg or registry()
     all_suites = suites()
     if name not in all_suites:
@@ -225,7 +263,7 @@ def suite_tasks(name: str, reg: TaskRegistry | None = None) -> dict[str, int | N
     out: dict[str, int | None] = {}
     for t, lim in all_suites[name]["tasks"].items():
         if t == "*":
-            out.update({n: reg.get(n).limit for n in reg if n not in out})
+            out.update({n: reg.get(n).limit for n in reg if n not in out and RESULTS_TAG not in reg.get(n).tags})
         else:
             reg.get(t)  # unknown names fail here
             out[t] = lim

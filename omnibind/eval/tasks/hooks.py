@@ -29,6 +29,11 @@ def position(text: str, sample: Any, task: Any) -> str | None:
     return answers.position(text, sample.meta.get("modalities"))
 
 
+def text(text: str, sample: Any, task: Any) -> str:
+    """The reply itself (the metric reads it: ``names_object``)."""
+    return text
+
+
 # --- metric hooks ------------------------------------------------------------------------------------
 def classification(preds: Sequence[Any], samples: Sequence[Any], task: Any) -> dict[str, Any]:
     """Accuracy, macro-F1, per-class recall, confusion matrix."""
@@ -60,3 +65,20 @@ def choice(preds: Sequence[Any], samples: Sequence[Any], task: Any) -> dict[str,
 def caption(preds: Sequence[Any], samples: Sequence[Any], task: Any) -> dict[str, Any]:
     """BLEU-1/4, ROUGE-L, METEOR-lite, CIDEr-D of the generated captions."""
     return metrics.caption_metrics([str(p or "") for p in preds], [s.refs for s in samples])
+
+
+EXAMPLES = 12
+"""Replies kept as examples by ``names_object`` (the first ones, in sample order)."""
+
+
+def names_object(preds: Sequence[Any], samples: Sequence[Any], task: Any) -> dict[str, Any]:
+    """Share of replies that name the object (its label or head word, ``answers.names_object``), with examples."""
+    hits = [answers.names_object(str(p or ""), s.target) for p, s in zip(preds, samples)]
+    n = max(1, len(samples))
+    return {
+        "accuracy": sum(hits) / n,
+        "n": len(samples),
+        "examples": [
+            {"label": s.target, "answer": p, "hit": h} for p, s, h in list(zip(preds, samples, hits))[:EXAMPLES]
+        ],
+    }
