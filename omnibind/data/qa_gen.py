@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from omnibind.data import templates as T
+from omnibind.data import phrasings as T
 
 ChatFn = Callable[[list[str]], list[str]]
 Similarity = Callable[[str, str], float]

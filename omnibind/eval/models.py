@@ -19,7 +19,8 @@ import numpy as np
 
 from omnibind.errors import ConfigError, OmnibindError
 from omnibind.hashing import digest
-from omnibind.messages import MediaPart, Message, TextPart
+from omnibind.messages import MediaPart, Message
+from omnibind.serve.openai_wire import encode_messages, encode_part, parse_embeddings, reply_text
 
 
 class UnsupportedMethodError(OmnibindError):
@@ -193,9 +194,9 @@ class EndpointModel(EvalModel):
         )
 
     def embed(self, inputs: Sequence[MediaPart | str]) -> np.ndarray:
-        payload = [x if isinstance(x, str) else openai_part(x) for x in inputs]
+        payload = [x if isinstance(x, str) else encode_part(x) for x in inputs]
         resp = self.client.embeddings.create(model=self.model_id, input=payload)  # type: ignore[arg-type]
-        vecs = np.asarray([d.embedding for d in sorted(resp.data, key=lambda d: d.index)], dtype=np.float32)
+        vecs = np.asarray(parse_embeddings(resp.model_dump()), dtype=np.float32)
         return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
 
     def generate(self, conversations: Sequence[list[Message]], max_new_tokens: int) -> list[str]:
@@ -204,65 +205,14 @@ class EndpointModel(EvalModel):
         def one(conv: list[Message]) -> str:
             resp = self.client.chat.completions.create(
                 model=self.model_id,
-                messages=[openai_message(m) for m in conv],  # type: ignore[misc]
+                messages=encode_messages(conv),  # type: ignore[arg-type]
                 max_tokens=max_new_tokens,
                 temperature=0.0,
             )
-            return resp.choices[0].message.content or ""
+            return reply_text(resp.model_dump())
 
         with ThreadPoolExecutor(self.workers) as pool:
             return list(pool.map(one, conversations))
-
-
-def openai_message(m: Message) -> dict[str, Any]:
-    """An omnibind message as OpenAI chat JSON (media as content parts)."""
-    if all(isinstance(p, TextPart) for p in m.content):
-        return {"role": m.role, "content": m.text}
-    return {
-        "role": m.role,
-        "content": [{"type": "text", "text": p.text} if isinstance(p, TextPart) else openai_part(p) for p in m.content],
-    }
-
-
-def openai_part(part: MediaPart) -> dict[str, Any]:
-    """One media part as an OpenAI content part (base64 payload)."""
-    import base64
-
-    data, fmt = _media_bytes(part)
-    b64 = base64.b64encode(data).decode()
-    if part.modality == "image":
-        return {"type": "image_url", "image_url": {"url": f"data:image/{fmt};base64,{b64}"}}
-    body: dict[str, Any] = {"data": b64, "format": fmt}
-    if part.options:
-        body["options"] = dict(part.options)
-    kind = f"input_{part.modality}"
-    return {"type": kind, kind: body}
-
-
-def _media_bytes(part: MediaPart) -> tuple[bytes, str]:
-    import io
-
-    src = part.source
-    if isinstance(src, (str, Path)):
-        p = Path(src)
-        return p.read_bytes(), p.suffix.lower().lstrip(".") or (part.format or "bin")
-    if isinstance(src, (bytes, bytearray)):
-        return bytes(src), part.format or "bin"
-    if isinstance(src, np.ndarray):
-        buf = io.BytesIO()
-        if part.modality == "image":
-            from PIL import Image as PILImage
-
-            PILImage.fromarray(src).save(buf, format="PNG")
-            return buf.getvalue(), "png"
-        if part.modality == "audio":
-            import soundfile as sf
-
-            sf.write(buf, src, int(part.options.get("sample_rate", 16000)), format="WAV")
-            return buf.getvalue(), "wav"
-        np.save(buf, src)
-        return buf.getvalue(), "npy"
-    raise ConfigError(f"cannot send a {type(src).__name__} {part.modality} input to an endpoint")
 
 
 def load_model(model: str | None = None, endpoint: str | None = None, api_key: str | None = None) -> EvalModel:

@@ -8,11 +8,12 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from omnibind.data import templates as T
+from omnibind.data import phrasings as T
 from omnibind.errors import ConfigError
 from omnibind.eval.cache import media_id
 from omnibind.eval.datasets import Sample
 from omnibind.eval.tasks import Task
+from omnibind.experts_text import expert_note
 from omnibind.messages import MediaPart, Message, TextPart
 
 _MEDIA_SLOT = re.compile(r"\{media(\d+)\}")
@@ -91,7 +92,7 @@ def _merge_text(parts: list[Any]) -> list[Any]:
 def class_prompts(templates: Sequence[str], name: str) -> list[str]:
     """Fill each template: ``{}`` → the class name, ``{a}`` → the name with "a"/"an" (by its first
     letter), ``{A}`` → the name with its article as the data templates choose it
-    (``omnibind.data.templates.article``), capitalised, ``{N}`` → the name capitalised."""
+    (``omnibind.data.phrasings.article``), capitalised, ``{N}`` → the name capitalised."""
     article = "an" if name[:1].lower() in "aeiou" else "a"
     out = []
     for t in templates:
@@ -133,10 +134,11 @@ class Describer:
             from omnibind.encoders.experts import image_labels
 
             text = image_labels(self._image_encoder(), [modalities.load_part(part)], self.k)[0]
-            return text or "no labels"
+            return expert_note("labels", text) or "no labels"
         if part.modality == "audio":
             from omnibind.encoders.experts import speech_transcript
 
+            # the same phrasing the model and the training data use (omnibind/experts_text.py)
             text = speech_transcript(modalities.load_part(part)).strip()
-            return f"speech: {text}" if text else "no speech heard"
+            return expert_note("transcript", text) if text else "no speech heard"
         return "no description available"

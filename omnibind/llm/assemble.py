@@ -15,7 +15,7 @@ import torch
 
 from omnibind.errors import TemplateMismatchError
 from omnibind.llm.backends.base import LLMBackend
-from omnibind.llm.templates import ChatTemplate
+from omnibind.llm.chat_templates import ChatTemplate
 from omnibind.messages import Conversation, Message, TextPart
 
 IGNORE_INDEX = -100

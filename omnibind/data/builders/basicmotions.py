@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from omnibind.data import templates as T
+from omnibind.data import phrasings as T
 from omnibind.data.builders.common import DatasetWriter, conversation, item_rng
 from omnibind.data.sources import basicmotions as source
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from omnibind.atomic import atomic_write_text
-from omnibind.data import templates as T
+from omnibind.data import phrasings as T
 from omnibind.data.format import SPLITS
 from omnibind.data.splits import split_of
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-from omnibind.data import templates as T
+from omnibind.data import phrasings as T
 from omnibind.data.builders.common import DatasetWriter, conversation, item_rng, official_parts
 from omnibind.data.sources import easy_vqa as easy_vqa_source
 

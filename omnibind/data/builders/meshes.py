@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from omnibind.data import templates as T
+from omnibind.data import phrasings as T
 from omnibind.data.builders.common import DatasetWriter, caption_samples, conversation, item_rng
 from omnibind.errors import InputError
 

@@ -1,12 +1,12 @@
 """Text-only chat samples (no media) so instruction tuning keeps the LLM's language ability:
-templated questions with computed answers (``omnibind.data.templates.TEXT_TASKS``). Samples the
+templated questions with computed answers (``omnibind.data.phrasings.TEXT_TASKS``). Samples the
 LLM writes itself come from ``omnibind data textgen`` (``omnibind.data.qa_gen``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from omnibind.data import templates as T
+from omnibind.data import phrasings as T
 from omnibind.data.builders.common import DatasetWriter, conversation, item_rng
 
 

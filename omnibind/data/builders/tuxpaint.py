@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omnibind.data import templates as T
+from omnibind.data import phrasings as T
 from omnibind.data.builders.common import DatasetWriter, caption_samples, conversation, item_rng
 from omnibind.data.sources.tuxpaint import ROOT as STAMPS
 from omnibind.data.sources.tuxpaint import label_of, stamps

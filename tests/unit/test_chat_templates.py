@@ -8,7 +8,7 @@ import pytest
 
 from omnibind.errors import TemplateMismatchError
 from omnibind.llm.assemble import IGNORE_INDEX, assemble, check_template, render_segments
-from omnibind.llm.templates import TEMPLATES
+from omnibind.llm.chat_templates import TEMPLATES
 from omnibind.messages import Message
 
 # The markers each template's own tokenizer treats as single special tokens.

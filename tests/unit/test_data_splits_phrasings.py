@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from omnibind.data import templates as T
+from omnibind.data import phrasings as T
 from omnibind.data.splits import RULES, bucket, split_of
 from omnibind.messages import MEDIA_MODALITIES
 
