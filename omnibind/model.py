@@ -27,8 +27,8 @@ from omnibind.errors import BackendUnsupportedError, ConfigError
 from omnibind.experts_text import expert_note
 from omnibind.llm.assemble import IGNORE_INDEX, Assembled, Segment, Slot, assemble, check_template, render_segments
 from omnibind.llm.backends.base import GenerationOptions, LayerInjection, LLMBackend
-from omnibind.llm.inject import LayerGates, check_injection
 from omnibind.llm.chat_templates import TEMPLATES
+from omnibind.llm.inject import LayerGates, check_injection
 from omnibind.messages import Conversation, MediaPart, MixPart, TextPart
 from omnibind.modalities.base import Limits, VideoData
 from omnibind.model_setup import apply_lora, build_backend, match_embedding_scale
