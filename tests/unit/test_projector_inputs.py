@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image as PILImage
 
-from omnibind.config import ModelConfig, ProjectorConfig
+from omnibind.config import ModelConfig
 from omnibind.encoders.base import ENCODERS, EncoderOutput, FeatureDims
 from omnibind.errors import ConfigError
 from omnibind.messages import Audio, Image, Message, MixPart
