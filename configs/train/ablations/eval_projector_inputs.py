@@ -5,7 +5,7 @@ baseline) and closed-set ranking (``Model.score`` of the true label against 9 ot
 drawn with a fixed seed per item; chance 1/10). Every held-out stamp is an object no training stamp
 shows, so only what the encoder knows can name it.
 
-Usage: python configs/train/ablations/eval_projector_inputs.py runs/ablations/projector-*/final \
+Usage: PYTHONPATH=. python configs/train/ablations/eval_projector_inputs.py runs/ablations/projector-*/final \
          --data runs/ablations/data [--limit N] [--out runs/ablations/results.json]
 """
 
