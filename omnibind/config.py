@@ -41,13 +41,48 @@ class BindConfig:
     init_temperature: float = 0.07
 
 
+PROJECTOR_INPUTS = ("bind", "pooled", "tokens", "classes")
+
+
 @dataclass
 class ProjectorConfig:
-    """A projector from the bind space (or encoder tokens) to ``num_tokens`` LLM-width soft tokens."""
+    """A projector to ``num_tokens`` LLM-width soft tokens, and what it reads.
+
+    ``inputs`` (any of ``PROJECTOR_INPUTS``, default ``[bind]``, today's behaviour):
+    ``bind``: the bind-space vector (the only input a ``MixPart`` has);
+    ``pooled``: the encoder's own pooled features (1280-d EfficientNet-Lite0, 384-d Whisper, ...);
+    ``tokens``: the encoder's tokens (feature map / sequence) pooled to ``num_tokens`` soft tokens
+    (a 2-D feature map to the ``token_grid`` [rows, cols], default the squarest grid of ``num_tokens``);
+    ``classes``: the encoder's classifier distribution (EfficientNet-Lite0's 1000 ImageNet classes).
+    Only projectors that declare ``supports_inputs`` (``feature_mlp``) read more than ``bind``.
+    """
 
     name: str = "linear"
     num_tokens: int = 1
     params: dict[str, Any] = field(default_factory=dict)
+    inputs: list[str] = field(default_factory=lambda: ["bind"])
+    token_grid: list[int] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.num_tokens, int) or self.num_tokens < 1:
+            raise ConfigError(f"projector {self.name!r}: num_tokens must be an integer >= 1, got {self.num_tokens!r}")
+        unknown = [i for i in self.inputs if i not in PROJECTOR_INPUTS]
+        if unknown or not self.inputs or len(set(self.inputs)) != len(self.inputs):
+            raise ConfigError(
+                f"projector {self.name!r}: inputs must be a non-empty list without repeats of "
+                f"{list(PROJECTOR_INPUTS)}, got {self.inputs!r}"
+            )
+        if self.token_grid is not None:
+            grid = list(self.token_grid)
+            if len(grid) != 2 or any(not isinstance(g, int) or g < 1 for g in grid):
+                raise ConfigError(f"projector {self.name!r}: token_grid must be [rows, cols] >= 1, got {grid!r}")
+            if grid[0] * grid[1] != self.num_tokens:
+                raise ConfigError(
+                    f"projector {self.name!r}: token_grid {grid} gives {grid[0] * grid[1]} tokens, "
+                    f"num_tokens is {self.num_tokens}"
+                )
+            if "tokens" not in self.inputs:
+                raise ConfigError(f"projector {self.name!r}: token_grid is set but 'tokens' is not among its inputs")
 
 
 @dataclass

@@ -31,8 +31,8 @@ from omnibind.llm.chat_templates import TEMPLATES
 from omnibind.llm.inject import LayerGates, check_injection
 from omnibind.messages import Conversation, MediaPart, MixPart, TextPart
 from omnibind.modalities.base import Limits, VideoData
-from omnibind.model_setup import apply_lora, build_backend, match_embedding_scale
-from omnibind.projectors.base import PROJECTORS, Projector
+from omnibind.model_setup import apply_lora, build_backend, build_projector
+from omnibind.projectors.base import Projector
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +103,13 @@ class OmnibindModel(nn.Module):
             )
         dims = {m: e.output_dim for m, e in self.encoders.items()}
         self.bind = BindHeads(config.bind, dims)
-        self.projectors = nn.ModuleDict()
-        for key, pcfg in config.projectors.items():
-            token_dim = self.encoders[key].token_dim if key in self.encoders else None
-            cls = PROJECTORS.get(pcfg.name)
-            proj = cls(config.bind.dim, self.llm.hidden_size, pcfg.num_tokens, token_dim=token_dim, **pcfg.params)
-            match_embedding_scale(proj, config.bind.dim, self.llm)
-            self.projectors[_pkey(key)] = proj
+        features = {m: e.feature_dims() for m, e in self.encoders.items()}
+        self.projectors = nn.ModuleDict(
+            {
+                _pkey(key): build_projector(key, pcfg, config, features, self.llm)
+                for key, pcfg in config.projectors.items()
+            }
+        )
         self.gates = LayerGates(self.llm.num_layers) if self.injection_kind == "gated" else None
         self.retrieval_cache = None
         if config.cache.enabled and config.cache.path:
@@ -254,22 +254,43 @@ class OmnibindModel(nn.Module):
                 k += 1
         return EncoderOutput.stack(rows)
 
+    def projector_of(self, modality: str) -> Projector:
+        """The projector that serves ``modality`` (its own, else the shared ``"*"`` one)."""
+        key, _ = self.config.projector_for(modality)
+        return self.projectors[_pkey(key)]  # type: ignore[return-value]
+
     def soft_tokens(self, inputs: Sequence[PreparedInput]) -> list[torch.Tensor]:
         """(k, H) soft tokens per input through its projector."""
         encoded = self.encode_inputs(inputs)
         out: list[torch.Tensor] = []
         for inp, (vec, enc_out) in zip(inputs, encoded, strict=True):
-            key, _ = self.config.projector_for(inp.modality if inp.cue_key != VIDEO_SOUND else "audio")
-            proj: Projector = self.projectors[_pkey(key)]
+            proj = self.projector_of(inp.modality if inp.cue_key != VIDEO_SOUND else "audio")
             kwargs: dict[str, Any] = {}
             if proj.uses_tokens and enc_out is not None and enc_out.tokens is not None:
                 kwargs["tokens"] = enc_out.tokens[None]
                 kwargs["token_mask"] = enc_out.token_mask[None] if enc_out.token_mask is not None else None
+            if proj.supports_inputs:
+                kwargs.update(self._projector_features(inp, enc_out, proj))
             if proj.uses_instruction and inp.instruction:
                 ids = self.llm.tokenize(inp.instruction)
                 if ids:
                     kwargs["instruction"] = self.llm.embed_tokens(ids)[None].detach()
             out.append(proj(vec[None], **kwargs)[0])
+        return out
+
+    def _projector_features(self, inp: PreparedInput, enc_out: EncoderOutput | None, proj: Projector) -> dict[str, Any]:
+        """The encoder features a ``supports_inputs`` projector reads beside the bind vector: the
+        modality (its input layers are per modality), pooled features and class probabilities
+        (from the pooled features by the encoder's own classifier, so feature caches need nothing
+        more). A mix has no encoder output: it reaches the projector as a bind vector only."""
+        if enc_out is None:
+            return {"modality": inp.modality}
+        out: dict[str, Any] = {"modality": inp.modality}
+        if "pooled" in proj.inputs:
+            out["pooled"] = enc_out.pooled[None]
+        if "classes" in proj.inputs:
+            with torch.no_grad():
+                out["classes"] = self.encoders[inp.modality].class_probs(enc_out.pooled[None]).to(self.device)
         return out
 
     # --- the one assembly path -----------------------------------------------------------

@@ -7,7 +7,9 @@ the safetensors metadata (so there is no separate index to corrupt: the index is
 shard headers). Shards are written atomically (temp file + rename) under unique names, so a killed
 run loses at most the shard in progress and several processes may fill one cache at once. A new
 encoder fingerprint (other weights, other preprocessing params) means a new folder: stale features
-are never served. Never pickle: safetensors only.
+are never served. A cache asked for tokens (``store_tokens``, what a token-reading projector
+needs) treats an item stored without them (by a pooled-only run) as missing and encodes it again,
+so it never hands back pooled features alone. Never pickle: safetensors only.
 
 Keys should identify the *content* (``omnibind.hashing.media_key`` hashes the file bytes, modality
 and loader options; ``text_key`` a text), so a renamed file hits the cache and an edited file misses
@@ -55,6 +57,7 @@ class FeatureCache:
         self.dtype = dtype
         self.progress = progress
         self._index: dict[str, dict[str, tuple[Path, int]]] = {}
+        self._with_tokens: dict[str, set[str]] = {}  # per fingerprint: keys stored with their tokens
         self.computed = 0  # items encoded by this instance (for tests and logs)
 
     # ------------------------------------------------------------------ index
@@ -67,14 +70,30 @@ class FeatureCache:
             from safetensors import safe_open
 
             index: dict[str, tuple[Path, int]] = {}
+            with_tokens: set[str] = set()
             folder = self.root / _safe_name(fp)
             for shard in sorted(folder.glob(SHARD_GLOB)):
                 with safe_open(str(shard), framework="pt") as f:
                     keys = json.loads((f.metadata() or {}).get("keys", "[]"))
-                for row, key in enumerate(keys):
-                    index.setdefault(key, (shard, row))
+                    has_tokens = "tokens" in set(f.keys())
+                self._add(index, with_tokens, keys, shard, has_tokens)
             self._index[fp] = index
+            self._with_tokens[fp] = with_tokens
         return self._index[fp]
+
+    @staticmethod
+    def _add(
+        index: dict[str, tuple[Path, int]], with_tokens: set[str], keys: list[str], shard: Path, has_tokens: bool
+    ) -> None:
+        """Index a shard's keys: the first shard wins, except that one with tokens replaces one without."""
+        for row, key in enumerate(keys):
+            if key not in index or (has_tokens and key not in with_tokens):
+                index[key] = (shard, row)
+                if has_tokens:
+                    with_tokens.add(key)
+
+    def _usable(self, fp: str, key: str, want_tokens: bool) -> bool:
+        return key in self._load_index(fp) and (not want_tokens or key in self._with_tokens[fp])
 
     def keys(self, encoder: Any) -> set[str]:
         """Keys cached for this encoder."""
@@ -100,8 +119,10 @@ class FeatureCache:
         if not items:
             raise ValueError("get_or_compute needs at least one item")
         fp = encoder.fingerprint()
-        index = self._load_index(fp)
-        missing = list(dict.fromkeys(k for k, _ in items if k not in index))
+        self._load_index(fp)
+        # an encoder without tokens stores none: only then may pooled-only rows serve a tokens reader
+        want_tokens = self.store_tokens and getattr(encoder, "token_dim", None) is not None
+        missing = list(dict.fromkeys(k for k, _ in items if not self._usable(fp, k, want_tokens)))
         if missing:
             loaders = dict(items)
             self._compute(encoder, fp, [(k, loaders[k]) for k in missing], batch_size, desc)
@@ -148,9 +169,7 @@ class FeatureCache:
         meta = {"keys": json.dumps(keys), "fingerprint": fp, "format": "omnibind-features-1"}
         name = f"shard-{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.safetensors"
         path = atomic_write_bytes(self.root / _safe_name(fp) / name, save(tensors, metadata=meta))
-        index = self._load_index(fp)
-        for row, key in enumerate(keys):
-            index.setdefault(key, (path, row))
+        self._add(self._load_index(fp), self._with_tokens[fp], keys, path, "tokens" in tensors)
 
     def _read(self, fp: str, keys: list[str]) -> list[dict[str, Any]]:
         from safetensors import safe_open

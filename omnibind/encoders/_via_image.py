@@ -31,6 +31,13 @@ class ViaImageEncoder(Encoder):
         self.image = image_encoder
         self.trainable = image_encoder.trainable  # nothing of its own to train
         self.output_dim = image_encoder.output_dim
+        # pooled features live in the image encoder's space, so its classifier reads them too
+        self.num_classes = image_encoder.num_classes
+
+    def class_probs(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The inner image encoder's class distribution of these pooled features (for frames or
+        views: of their mean, which is this encoder's pooled vector)."""
+        return self.image.class_probs(pooled)
 
     @classmethod
     def from_config(cls, params: dict[str, Any], build: Callable[[dict[str, Any]], Encoder]) -> Encoder:

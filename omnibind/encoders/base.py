@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from omnibind.errors import ConfigError
 from omnibind.hashing import digest
 from omnibind.registry import Registry
 
@@ -64,18 +65,33 @@ class EncoderOutput:
         return EncoderOutput(pooled=pooled, tokens=tokens, token_mask=mask)
 
 
+@dataclass(frozen=True)
+class FeatureDims:
+    """What an encoder offers a projector: ``pooled`` width, ``tokens`` width (None: no tokens),
+    the tokens' 2-D ``grid`` (None: a sequence) and the classifier's ``classes`` (0: none)."""
+
+    pooled: int
+    tokens: int | None = None
+    grid: tuple[int, int] | None = None
+    classes: int = 0
+
+
 class Encoder(nn.Module):
     """Base class for encoders.
 
     Subclasses set ``modalities`` (which modality data types they accept), ``output_dim``
-    (width of ``pooled``), ``token_dim`` (width of ``tokens`` or None) and implement ``encode``.
-    Pretrained encoders are frozen (``trainable = False``); their weights are never saved in
-    omnibind checkpoints, only their ``fingerprint``.
+    (width of ``pooled``), ``token_dim`` (width of ``tokens`` or None), ``token_grid`` ((rows, cols)
+    when the tokens are a row-major 2-D feature map, None for a sequence), ``num_classes`` (> 0
+    when ``class_probs`` can turn pooled features into a classifier's distribution) and implement
+    ``encode``. Pretrained encoders are frozen (``trainable = False``); their weights are never
+    saved in omnibind checkpoints, only their ``fingerprint``.
     """
 
     modalities: tuple[str, ...] = ()
     output_dim: int = 0
     token_dim: int | None = None
+    token_grid: tuple[int, int] | None = None
+    num_classes: int = 0
     trainable: bool = False
 
     def __init__(self, **params: Any):
@@ -90,6 +106,15 @@ class Encoder(nn.Module):
     def encode(self, items: list[Any]) -> EncoderOutput:
         """Encode a batch of loaded modality data (see ``omnibind.modalities.base``)."""
         raise NotImplementedError
+
+    def class_probs(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(B, num_classes) class probabilities from (B, output_dim) pooled features, by the
+        encoder's own classifier; encoders without one raise ``ConfigError``."""
+        raise ConfigError(f"encoder {type(self).__name__} has no classifier: its 'classes' cannot be read")
+
+    def feature_dims(self) -> FeatureDims:
+        """The widths of what this encoder gives a projector (``pooled``, ``tokens``, ``classes``)."""
+        return FeatureDims(self.output_dim, self.token_dim, self.token_grid, self.num_classes)
 
     def fingerprint(self) -> str:
         """A short hash that changes whenever this encoder's outputs could change (feature caches key on it)."""

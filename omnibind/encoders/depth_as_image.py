@@ -29,6 +29,7 @@ class DepthAsImageEncoder(ViaImageEncoder):
         render.colormap(colormap)  # unknown names fail at build time, not on the first request
         self.colormap = colormap
         self.token_dim = image_encoder.token_dim
+        self.token_grid = image_encoder.token_grid  # one rendered image: the image's feature map
 
     def render(self, item: Any) -> Any:
         """The (H, W, 3) uint8 image this encoder sees for one ``DepthData``."""

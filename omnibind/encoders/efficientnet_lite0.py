@@ -3,7 +3,8 @@ swish for mobile) with ImageNet-1k weights from the ``efficientnet-lite0-pytorch
 
 Preprocessing: short side bicubic-resized to 256, centre crop 224, ImageNet mean/std.
 Outputs: pooled = 1280-d global average of the last feature map; tokens = that 7×7 map as
-(49, 1280). Its 1000-class head serves the image-labels expert (``top_labels``).
+(49, 1280), a 7×7 ``token_grid``. Its 1000-class head gives ``class_probs`` (a projector input) and
+the image-labels expert (``top_labels``).
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class EfficientNetLite0Encoder(FrozenEncoder):
     modalities = ("image",)
     output_dim = 1280
     token_dim = 1280
+    token_grid = (7, 7)
+    num_classes = 1000
 
     def __init__(self, batch_size: int = 16):
         super().__init__(batch_size=batch_size)
@@ -111,11 +114,18 @@ class EfficientNetLite0Encoder(FrozenEncoder):
         """
         from omnibind.encoders.imagenet_classes import IMAGENET_CLASSES
 
-        if pooled.ndim == 1:
-            pooled = pooled[None]
-        probs = self.net._fc(pooled.to(self.device, torch.float32)).softmax(-1)
+        probs = self.class_probs(pooled[None] if pooled.ndim == 1 else pooled)
         top = probs.topk(max(1, min(int(k), probs.shape[-1])), dim=-1)
         return [
             [(IMAGENET_CLASSES[int(i)], float(p)) for p, i in zip(row_p, row_i)]
             for row_p, row_i in zip(top.values, top.indices)
         ]
+
+    @torch.no_grad()
+    def class_probs(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(B, 1000) ImageNet-1k probabilities from (B, 1280) pooled features.
+
+        The network's own head is average pool → dropout (off in eval) → linear, so applying the
+        linear layer to the pooled features gives exactly its logits (no second pass over pixels).
+        """
+        return self.net._fc(pooled.to(self.device, torch.float32)).softmax(-1)

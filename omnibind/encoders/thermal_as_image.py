@@ -40,6 +40,7 @@ class ThermalAsImageEncoder(ViaImageEncoder):
         self.celsius_range = (float(rng[0]), float(rng[1])) if rng is not None else None
         self.colormap = colormap
         self.token_dim = image_encoder.token_dim
+        self.token_grid = image_encoder.token_grid  # one rendered image: the image's feature map
 
     def render(self, item: Any) -> Any:
         """The (H, W, 3) uint8 image this encoder sees for one ``ThermalData``."""

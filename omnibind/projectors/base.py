@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -9,10 +11,14 @@ from omnibind.registry import Registry
 
 
 class Projector(nn.Module):
-    """Base class. ``uses_tokens``: consumes encoder tokens; ``uses_instruction``: reads the prompt."""
+    """Base class. ``uses_tokens``: consumes encoder tokens; ``uses_instruction``: reads the prompt;
+    ``supports_inputs``: reads the configured ``ProjectorConfig.inputs`` (pooled features, tokens,
+    class probabilities as keyword arguments); the others read the bind vector only."""
 
     uses_tokens: bool = False
     uses_instruction: bool = False
+    supports_inputs: bool = False
+    inputs: tuple[str, ...] = ("bind",)
 
     def __init__(self, bind_dim: int, llm_dim: int, num_tokens: int, token_dim: int | None = None):
         super().__init__()
@@ -31,6 +37,11 @@ class Projector(nn.Module):
     ) -> torch.Tensor:
         """(B, bind_dim) → (B, num_tokens, llm_dim)."""
         raise NotImplementedError
+
+    def example_features(self, n: int, generator: torch.Generator) -> dict[str, Any]:
+        """Random keyword inputs beside the bind vector, of the shapes ``forward`` expects (the
+        start-scale calibration in ``omnibind.model_setup`` runs the projector on them)."""
+        return {}
 
 
 PROJECTORS: Registry[type[Projector]] = Registry("projector")

@@ -6,6 +6,11 @@ data, modality, format and loader options — the same key the on-disk cache and
 use); the store is split by encoder fingerprint, so a changed encoder never serves stale features.
 Trainable encoders (the IMU CNN) are never cached: their outputs change as they learn.
 
+What is kept follows the projectors' inputs (``ProjectorConfig.inputs``): pooled features always
+(the bind heads, the ``pooled`` input, and the ``classes`` input, which the encoder's classifier
+derives from them), token sequences only for modalities whose projector reads tokens (a Q-Former,
+or ``feature_mlp`` with ``tokens``), since an image's 7×7×1280 map is 50× its pooled vector.
+
 On disk (``folder`` given): the shared ``omnibind.data.feature_cache`` — content-keyed safetensors
 shards per encoder fingerprint, reused across runs and stages; no pickles.
 """
@@ -20,6 +25,7 @@ from typing import Any
 import torch
 
 from omnibind.encoders.base import EncoderOutput
+from omnibind.errors import ConfigError
 from omnibind.hashing import media_key, text_key
 from omnibind.messages import MediaPart, TextPart
 
@@ -42,11 +48,15 @@ class FeatureStore:
     """Precomputed encoder outputs for a model's frozen encoders."""
 
     def __init__(self, core: Any, *, folder: str | Path | None = None, keep_tokens: bool | None = None):
+        """``keep_tokens``: keep token sequences for every modality (True), none (False), or — the
+        default — for the modalities whose projector reads them (``token_modalities``)."""
         self.core = core
         self.folder = Path(folder) if folder else None
-        if keep_tokens is None:  # only token-reading projectors (Q-Former) need the token sequences
-            keep_tokens = any(getattr(p, "uses_tokens", False) for p in core.projectors.values())
-        self.keep_tokens = keep_tokens
+        if keep_tokens is None:
+            self.token_modalities = token_modalities(core)
+        else:
+            self.token_modalities = set(core.encoders) if keep_tokens else set()
+        self.keep_tokens = bool(self.token_modalities)
         self._mem: dict[str, EncoderOutput] = {}
         self._fingerprints: dict[str, str] = {}
         self.hits = 0
@@ -108,17 +118,18 @@ class FeatureStore:
                     return lambda: part.text
                 return lambda: load_part(part, self.core.limits)
 
+            keep = modality in self.token_modalities
             on_disk = [k for k in keys if _has_file(items[k])] if self.folder is not None else []
             if on_disk:
                 from omnibind.data.feature_cache import FeatureCache
 
-                cache = FeatureCache(self.folder, store_tokens=self.keep_tokens, progress=progress)  # type: ignore[arg-type]
+                cache = FeatureCache(self.folder, store_tokens=keep, progress=progress)  # type: ignore[arg-type]
                 pairs = [(k, loader(items[k])) for k in on_disk]  # the same content key on disk
                 with torch.no_grad():
                     out = cache.get_or_compute(enc, pairs, batch_size=batch_size, desc=f"features {modality}")
                 done += cache.computed
                 for j, k in enumerate(on_disk):
-                    self._mem[self._mem_key(modality, k)] = _row(out, j, self.keep_tokens)
+                    self._mem[self._mem_key(modality, k)] = _row(out, j, keep)
                 keys = [k for k in keys if k not in set(on_disk)]
             if not keys:
                 continue
@@ -130,11 +141,24 @@ class FeatureStore:
                 with torch.no_grad():
                     out = enc.encode([loader(items[k])() for k in chunk])
                 for j, k in enumerate(chunk):
-                    self._mem[self._mem_key(modality, k)] = _row(out, j, self.keep_tokens)
+                    self._mem[self._mem_key(modality, k)] = _row(out, j, keep)
                 bar.update(len(chunk))
                 done += len(chunk)
             bar.close()
         return done
+
+
+def token_modalities(core: Any) -> set[str]:
+    """The encoder modalities whose projector reads encoder tokens (``Projector.uses_tokens``)."""
+    out = set()
+    for m in core.encoders:
+        try:
+            proj = core.projector_of(m)
+        except ConfigError:  # a modality no projector serves (bind-only models) needs no tokens
+            continue
+        if getattr(proj, "uses_tokens", False):
+            out.add(m)
+    return out
 
 
 def _has_file(part: MediaPart | TextPart) -> bool:
