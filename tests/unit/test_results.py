@@ -126,6 +126,7 @@ def test_results_suite_on_the_tiny_model(tiny_model, data_dir: Path) -> None:
         "results_tuxpaint_what",
         "results_tuxpaint_what_labels",
         "results_tuxpaint_ceiling",
+        "results_tuxpaint_rank",
         "results_retrieval",
         "results_easyvqa_yesno",
         "results_chat",
