@@ -32,10 +32,12 @@ class Segment:
 
 @dataclass
 class Slot:
-    """One media input as the LLM sees it: a cue and its soft tokens (a video may give two slots)."""
+    """One media input as the LLM sees it: a cue, its soft tokens (a video may give two slots) and
+    an optional expert note (``omnibind.experts_text``) on its own line after them."""
 
     modality: str
     cue: str
+    note: str = ""
 
 
 @dataclass
@@ -59,7 +61,11 @@ def render_segments(
     """Lay out a conversation as segments.
 
     ``slots_per_part`` gives, for each non-text part of the conversation in order, the slots it
-    occupies. With ``inline_media=False`` (gated injection) media take no positions in the sequence.
+    occupies. Each slot is ``"<cue> " + soft tokens + "\n"``, then its note and ``"\n"`` when it has
+    one — the same text a dataset's expert fields give (``Sample.to_messages(experts=True)``). With
+    ``inline_media=False`` (gated injection) media take no positions in the sequence, but the cue
+    (``"<cue>\n"``) and the note are still written: the feature enters through the layers' gates
+    and the words stay where the model reads them.
     """
     segs: list[Segment] = []
     media_parts = iter(slots_per_part)
@@ -94,6 +100,10 @@ def render_segments(
                         text(slot.cue + " ")
                         segs.append(Segment(media=slot_index))
                         text("\n")
+                    else:
+                        text(slot.cue + "\n")
+                    if slot.note:
+                        text(slot.note + "\n")
                     slot_index += 1
             text(template.user_end)
         else:
