@@ -75,7 +75,8 @@ def chat(
 
     opts = {"imu": {"sample_rate": imu_rate}} if imu_rate else {}
     gen = {k: flags[k] for k in GENERATION_FLAGS}
-    gen["experts"] = experts
+    if experts is not None:  # unset: the model config decides
+        gen["experts"] = experts
     try:
         parts = _media_parts(flags, opts)
         m = _load(model, backend)
