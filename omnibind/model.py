@@ -202,7 +202,7 @@ class OmnibindModel(nn.Module):
     def _expert_note(self, inp: PreparedInput, exp: ExpertsConfig) -> str:
         """Modality experts as text context (ImageBind-LLM fed detector labels; Whisper for speech)."""
         if exp.transcript and inp.modality == "audio" and inp.data is not None:
-            heard = experts.speech(inp.data, self.encoders.get("audio"))
+            heard = experts.speech(inp.data, self.encoders["audio"] if "audio" in self.encoders else None)
             return expert_note("transcript", (heard.text, heard.confidence))
         if exp.image_labels > 0 and inp.modality == "image":
             enc = self.encoders["image"]
