@@ -1,6 +1,6 @@
 """Regenerate omnibind/encoders/imagenet_common_names.py from WordNet (Debian ``wordnet-base``).
 
-    python scripts/make_imagenet_common_names.py
+python scripts/make_imagenet_common_names.py
 """
 
 from __future__ import annotations

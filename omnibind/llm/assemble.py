@@ -63,9 +63,10 @@ def render_segments(
     ``slots_per_part`` gives, for each non-text part of the conversation in order, the slots it
     occupies. Each slot is ``"<cue> " + soft tokens + "\n"``, then its note and ``"\n"`` when it has
     one — the same text a dataset's expert fields give (``Sample.to_messages(experts=True)``). With
-    ``inline_media=False`` (gated injection) media take no positions in the sequence, but the cue
-    (``"<cue>\n"``) and the note are still written: the feature enters through the layers' gates
-    and the words stay where the model reads them.
+    ``inline_media=False`` (gated injection) media take no positions in the sequence and no cue
+    (gated checkpoints were trained without one, and a text-only prompt stays identical at zero
+    gates), but the note is still written: the feature enters through the layers' gates, the
+    expert's words through the text, as a dataset's expert fields would put them.
     """
     segs: list[Segment] = []
     media_parts = iter(slots_per_part)
@@ -100,8 +101,6 @@ def render_segments(
                         text(slot.cue + " ")
                         segs.append(Segment(media=slot_index))
                         text("\n")
-                    else:
-                        text(slot.cue + "\n")
                     if slot.note:
                         text(slot.note + "\n")
                     slot_index += 1

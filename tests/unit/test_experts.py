@@ -1,5 +1,5 @@
 """Modality experts: common-name merge, the speech decision, the one phrasing, the per-call switch
-(model, API, CLI, server) and the gated-injection layout — on tiny configs and fake expert outputs."""
+(model, API, CLI, server) and the gated layout (the note is written, the cue is not), on tiny configs."""
 
 from __future__ import annotations
 
@@ -266,7 +266,16 @@ def test_gated_injection_keeps_cue_and_expert_note(gated_core: OmnibindModel, me
     assert assembled.text_tokens == len(ids) == assembled.embeds.shape[0]  # no media positions under gated
     note = "Detected: cat (0.70), apple (0.15)"
     assert _contains(ids, gated_core.llm.tokenize(note))
-    assert _contains(ids, gated_core.llm.tokenize("Image:"))
+    # no cue under gated (as before), and the same text a dataset's expert fields give
+    assert not any("Image:" in s.text for s in segs)
+    from omnibind.data.format import MediaItem, Sample, Turn
+
+    item = MediaItem("image", str(media["image"]), extra={"labels": [["cat", 0.7], ["apple", 0.15]]})
+    sample = Sample("s", [item], [Turn("user", "<image>\nWhat is this?")])
+    data_side = gated_core.build_inputs(
+        gated_core.prepare(sample.to_messages(experts=True)), add_generation_prompt=True
+    )
+    assert [s.text for s in data_side[2]] == [s.text for s in segs]
 
 
 def test_model_note_equals_the_dataset_expert_text(tiny_model, media, fake_experts):
