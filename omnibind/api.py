@@ -170,20 +170,25 @@ class Model:
         return self.core.config
 
     # --- chat ----------------------------------------------------------------------------
-    def chat(self, messages: str | Message | list[Message], **options: Any) -> Reply:
-        """Answer a conversation (multi-turn: pass the whole history)."""
-        stream = self.stream(messages, **options)
+    def chat(self, messages: str | Message | list[Message], *, experts: Any = None, **options: Any) -> Reply:
+        """Answer a conversation (multi-turn: pass the whole history).
+
+        ``experts``: modality-expert notes for this call — ``True`` (image labels and speech
+        transcripts), ``False`` (none), an ``ExpertsConfig`` or ``{"image_labels": 3,
+        "transcript": True}``; ``None`` keeps the model config's ``experts``.
+        """
+        stream = self.stream(messages, experts=experts, **options)
         for _ in stream:
             pass
         assert stream.reply is not None
         return stream.reply
 
-    def stream(self, messages: str | Message | list[Message], **options: Any) -> TextStream:
+    def stream(self, messages: str | Message | list[Message], *, experts: Any = None, **options: Any) -> TextStream:
         """Like ``chat`` but yields text as it is decoded."""
         opts = _options(options, self.core.template.stop)
         conv = as_conversation(messages)
         with self._lock:
-            steps, lengths = self.core.generate_ids([conv], opts)
+            steps, lengths = self.core.generate_ids([conv], opts, experts)
         return TextStream(
             _locked(steps, self._lock),
             TextDecoder(self.core.llm.detokenize, opts.stop),
@@ -191,28 +196,33 @@ class Model:
             opts.max_new_tokens,
         )
 
-    def open_batch(self, conversations: Sequence[str | Message | list[Message]], **options: Any) -> BatchSteps:
+    def open_batch(
+        self, conversations: Sequence[str | Message | list[Message]], *, experts: Any = None, **options: Any
+    ) -> BatchSteps:
         """Start decoding several conversations together, one batched forward per step.
 
         The model lock is held only while each step runs, so other calls (embeddings) interleave.
         Stop strings in ``options`` are not applied here: decode each row with ``TextDecoder``.
+        ``experts``: as in ``chat``, one for all rows or a list with one per conversation.
         """
         opts = _options(options, self.core.template.stop)
         opts.stop = []
         convs = [as_conversation(c) for c in conversations]
         with self._lock:
-            steps, lengths = self.core.generate_ids(convs, opts)
+            steps, lengths = self.core.generate_ids(convs, opts, experts)
         return BatchSteps(_locked(steps, self._lock), list(lengths), self.core.llm.detokenize)
 
-    def generate(self, conversations: Sequence[str | Message | list[Message]], **options: Any) -> list[Reply]:
-        """Decode several conversations together (one batched forward per step)."""
+    def generate(
+        self, conversations: Sequence[str | Message | list[Message]], *, experts: Any = None, **options: Any
+    ) -> list[Reply]:
+        """Decode several conversations together (one batched forward per step); ``experts`` as in ``chat``."""
         if not conversations:
             return []
         opts = _options(options, self.core.template.stop)
         convs = [as_conversation(c) for c in conversations]
         start = time.perf_counter()
         with self._lock:
-            steps, lengths = self.core.generate_ids(convs, opts)
+            steps, lengths = self.core.generate_ids(convs, opts, experts)
             decoders = [TextDecoder(self.core.llm.detokenize, opts.stop) for _ in convs]
             counts = [0] * len(convs)
             done = [False] * len(convs)
@@ -249,11 +259,17 @@ class Model:
             return self.core.embed(parts).float().cpu().numpy()
 
     def score(
-        self, messages: str | Message | list[Message], candidates: Sequence[str], *, normalize: bool = False
+        self,
+        messages: str | Message | list[Message],
+        candidates: Sequence[str],
+        *,
+        normalize: bool = False,
+        experts: Any = None,
     ) -> np.ndarray:
         """Log-likelihood of each candidate answer (sum of token log-probs; mean if ``normalize``)."""
+        conv = as_conversation(messages)
         with self._lock:
-            return self.core.score(as_conversation(messages), list(candidates), normalize=normalize).cpu().numpy()
+            return self.core.score(conv, list(candidates), normalize=normalize, experts=experts).cpu().numpy()
 
     # --- introspection -------------------------------------------------------------------
     def info(self) -> dict[str, Any]:

@@ -147,12 +147,46 @@ class RetrievalCacheConfig:
     )
 
 
+DEFAULT_IMAGE_LABELS = 3
+"""How many everyday names the image-labels expert gives when switched on without a count."""
+
+
 @dataclass
 class ExpertsConfig:
-    """Modality experts added as text context: Whisper transcript, image-classifier labels."""
+    """Modality experts added as text context: Whisper transcript, image-classifier labels.
+
+    ``image_labels``: how many merged everyday names (0 = off). Both are off by default: the
+    shipped model was trained without expert notes (docs/ENCODERS.md has the measurement).
+    """
 
     transcript: bool = False
     image_labels: int = 0
+
+    def switched(self, on: bool | ExpertsConfig | dict[str, Any] | None) -> ExpertsConfig:
+        """The experts one call uses: ``None`` = this config, ``False`` = none, ``True`` = both
+        (this config's label count, else ``DEFAULT_IMAGE_LABELS``), or an explicit setting."""
+        if on is None:
+            return self
+        if isinstance(on, ExpertsConfig):
+            return on
+        if isinstance(on, dict):
+            unknown = set(on) - {"transcript", "image_labels"}
+            if unknown:
+                raise ConfigError(f"experts: unknown keys {sorted(unknown)}; expected transcript, image_labels")
+            return ExpertsConfig(**{**asdict(self), **on}).validate()
+        if not isinstance(on, bool):
+            raise ConfigError(f"experts must be true, false, a dict or ExpertsConfig, got {type(on).__name__}")
+        if not on:
+            return ExpertsConfig(transcript=False, image_labels=0)
+        return ExpertsConfig(transcript=True, image_labels=self.image_labels or DEFAULT_IMAGE_LABELS)
+
+    def validate(self) -> ExpertsConfig:
+        """Types and ranges, else ``ConfigError``."""
+        if not isinstance(self.transcript, bool):
+            raise ConfigError(f"experts.transcript must be true or false, got {self.transcript!r}")
+        if isinstance(self.image_labels, bool) or not isinstance(self.image_labels, int) or self.image_labels < 0:
+            raise ConfigError(f"experts.image_labels must be an integer >= 0, got {self.image_labels!r}")
+        return self
 
 
 @dataclass

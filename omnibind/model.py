@@ -20,7 +20,7 @@ from torch import nn
 
 from omnibind.bind.heads import BindHeads
 from omnibind.bind.mix import mix
-from omnibind.config import EncoderConfig, ModelConfig
+from omnibind.config import EncoderConfig, ExpertsConfig, ModelConfig
 from omnibind.encoders import experts
 from omnibind.encoders.base import ENCODERS, Encoder, EncoderOutput
 from omnibind.errors import BackendUnsupportedError, ConfigError
@@ -37,6 +37,8 @@ from omnibind.projectors.base import Projector
 log = logging.getLogger(__name__)
 
 VIDEO_SOUND = "video_sound"  # cue key of a video's audio track: audio encoder + audio head, its own cue
+ExpertSwitch = bool | ExpertsConfig | dict[str, Any] | None
+"""A per-call experts choice: None = the config's, True/False = all/none, or an explicit setting."""
 
 
 @dataclass
@@ -149,8 +151,14 @@ class OmnibindModel(nn.Module):
         return self
 
     # --- preparing inputs ----------------------------------------------------------------
-    def prepare(self, conversation: Conversation, feature_lookup: FeatureLookup | None = None) -> Prepared:
-        """Decode every media part (typed errors surface here) and lay out its inputs."""
+    def prepare(
+        self, conversation: Conversation, feature_lookup: FeatureLookup | None = None, experts: ExpertSwitch = None
+    ) -> Prepared:
+        """Decode every media part (typed errors surface here) and lay out its inputs.
+
+        ``experts``: which expert notes to add (``ExpertsConfig.switched``; None = the config's).
+        """
+        exp = self.config.experts.switched(experts)
         groups: list[list[PreparedInput]] = []
         for msg in conversation:
             instruction = msg.text
@@ -158,16 +166,16 @@ class OmnibindModel(nn.Module):
                 if isinstance(part, TextPart):
                     continue
                 if isinstance(part, MixPart):
-                    subs = [self._inputs_for(p, instruction, feature_lookup)[0] for p in part.parts]
+                    subs = [self._inputs_for(p, instruction, feature_lookup, exp)[0] for p in part.parts]
                     groups.append(
                         [PreparedInput("mix", "mix", mix_of=subs, weights=list(part.weights), instruction=instruction)]
                     )
                 else:
-                    groups.append(self._inputs_for(part, instruction, feature_lookup))
+                    groups.append(self._inputs_for(part, instruction, feature_lookup, exp))
         return Prepared(conversation, groups)
 
     def _inputs_for(
-        self, part: MediaPart | TextPart, instruction: str, lookup: FeatureLookup | None
+        self, part: MediaPart | TextPart, instruction: str, lookup: FeatureLookup | None, exp: ExpertsConfig
     ) -> list[PreparedInput]:
         from omnibind.modalities import load_part
 
@@ -177,30 +185,31 @@ class OmnibindModel(nn.Module):
         cached = lookup(part) if lookup is not None else None
         if cached is not None:
             inp = PreparedInput(part.modality, part.modality, features=cached, instruction=instruction)
-            inp.note = self._expert_note(inp)
+            inp.note = self._expert_note(inp, exp)
             return [inp]
         data = load_part(part, self.limits)
         inputs = [PreparedInput(part.modality, part.modality, data=data, instruction=instruction)]
         if isinstance(data, VideoData) and data.audio is not None and "audio" in self.encoders:
             inputs.append(PreparedInput("audio", VIDEO_SOUND, data=data.audio, instruction=instruction))
         for s in inputs:
-            s.note = self._expert_note(s)
+            s.note = self._expert_note(s, exp)
         return inputs
 
     def _require_encoder(self, modality: str) -> None:
         if modality not in self.encoders:
             raise ConfigError(f"this model has no encoder for {modality!r} inputs; configured: {sorted(self.encoders)}")
 
-    def _expert_note(self, inp: PreparedInput) -> str:
+    def _expert_note(self, inp: PreparedInput, exp: ExpertsConfig) -> str:
         """Modality experts as text context (ImageBind-LLM fed detector labels; Whisper for speech)."""
-        exp = self.config.experts
         if exp.transcript and inp.modality == "audio" and inp.data is not None:
-            return expert_note("transcript", experts.speech_transcript(inp.data))
+            heard = experts.speech(inp.data, self.encoders["audio"] if "audio" in self.encoders else None)
+            return expert_note("transcript", (heard.text, heard.confidence))
         if exp.image_labels > 0 and inp.modality == "image":
+            enc = self.encoders["image"]
             if inp.features is not None:
-                labels = experts.image_labels_from_pooled(self.encoders["image"], inp.features.pooled, exp.image_labels)
+                labels = experts.common_labels_from_pooled(enc, inp.features.pooled, exp.image_labels)
             else:
-                labels = experts.image_labels(self.encoders["image"], [inp.data], exp.image_labels)[0]
+                labels = experts.common_labels(enc, [inp.data], exp.image_labels)[0]
             return expert_note("labels", labels)
         return ""
 
@@ -309,10 +318,8 @@ class OmnibindModel(nn.Module):
         if soft is None:
             soft = self.soft_tokens(inputs) if inputs else []
         cues = self.config.injection.cues
-        # expert notes travel with the cue, so prefix and gated layouts see the same words
         layout = [
-            [Slot(s.modality, _cue(cues, s.cue_key) + (f" {s.note}" if s.note else "")) for s in group]
-            for group in prepared.inputs_per_part
+            [Slot(s.modality, _cue(cues, s.cue_key), s.note) for s in group] for group in prepared.inputs_per_part
         ]
         segs = render_segments(
             prepared.conversation,
@@ -350,11 +357,21 @@ class OmnibindModel(nn.Module):
 
     # --- generation ----------------------------------------------------------------------
     def generate_ids(
-        self, conversations: Sequence[Conversation], options: GenerationOptions
+        self,
+        conversations: Sequence[Conversation],
+        options: GenerationOptions,
+        experts: ExpertSwitch | Sequence[ExpertSwitch] = None,
     ) -> tuple[Iterator[list[int | None]], list[int]]:
-        """Start decoding a batch; returns the per-step token iterator and each prompt's text-token count."""
+        """Start decoding a batch; returns the per-step token iterator and each prompt's text-token count.
+
+        ``experts``: one switch for every row, or one per conversation (see ``prepare``).
+        """
+        switches = list(experts) if isinstance(experts, (list, tuple)) else [experts] * len(conversations)
         with torch.inference_mode():
-            built = [self.build_inputs(self.prepare(c), add_generation_prompt=True) for c in conversations]
+            built = [
+                self.build_inputs(self.prepare(c, experts=e), add_generation_prompt=True)
+                for c, e in zip(conversations, switches, strict=True)
+            ]
         injection = _stack_injections([b[1] for b in built])
         seqs = [b[0].embeds for b in built]
         rows = self._adapter_rows([c for c in conversations])
@@ -394,7 +411,14 @@ class OmnibindModel(nn.Module):
 
     # --- candidate scoring ---------------------------------------------------------------
     @torch.inference_mode()
-    def score(self, conversation: Conversation, candidates: Sequence[str], *, normalize: bool = False) -> torch.Tensor:
+    def score(
+        self,
+        conversation: Conversation,
+        candidates: Sequence[str],
+        *,
+        normalize: bool = False,
+        experts: ExpertSwitch = None,
+    ) -> torch.Tensor:
         """Log-likelihood of each candidate as the assistant's reply (closed-vocabulary ranking).
 
         Only the candidate's own tokens count (not the template's end marker), so candidates of
@@ -404,7 +428,7 @@ class OmnibindModel(nn.Module):
 
         if not candidates:
             raise ValueError("no candidates to score")
-        prepared = self.prepare(conversation)
+        prepared = self.prepare(conversation, experts=experts)
         soft = self.soft_tokens(prepared.inputs) if prepared.inputs else []
         rows = []
         for cand in candidates:
@@ -438,12 +462,13 @@ class OmnibindModel(nn.Module):
     def embed(self, parts: Sequence[MediaPart | TextPart | MixPart]) -> torch.Tensor:
         """(N, D) L2-normalised bind-space vectors."""
         inputs: list[PreparedInput] = []
+        no_notes = ExpertsConfig()  # bind-space vectors never read expert text: don't compute it
         for p in parts:
             if isinstance(p, MixPart):
-                subs = [self._inputs_for(q, "", None)[0] for q in p.parts]
+                subs = [self._inputs_for(q, "", None, no_notes)[0] for q in p.parts]
                 inputs.append(PreparedInput("mix", "mix", mix_of=subs, weights=list(p.weights)))
             else:
-                inputs.append(self._inputs_for(p, "", None)[0])
+                inputs.append(self._inputs_for(p, "", None, no_notes)[0])
         for s in inputs:
             if s.modality == "text":
                 self._require_encoder("text")

@@ -161,8 +161,13 @@ def _add_text(parts: list[Any], text: str) -> None:
 
 
 def expert_text(item: MediaItem) -> str:
-    """The expert context of one medium as one line ('' when none): labels and/or a transcript."""
-    bits = [expert_note(kind, str(item.extra[kind])) for kind in EXPERT_KEYS if item.extra.get(kind)]
+    """The expert context of one medium as one line ('' when none): labels and/or a transcript.
+
+    Stored values (``[[name, p], ...]`` labels, ``{"text", "confidence"}`` transcripts, or older
+    plain strings) are phrased by ``expert_note``, exactly as the model phrases its own notes.
+    """
+    bits = [expert_note(kind, item.extra[kind]) for kind in EXPERT_KEYS if item.extra.get(kind)]
+    bits = [b for b in bits if b]
     return (" ".join(bits) + "\n") if bits else ""
 
 

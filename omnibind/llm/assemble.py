@@ -32,10 +32,12 @@ class Segment:
 
 @dataclass
 class Slot:
-    """One media input as the LLM sees it: a cue and its soft tokens (a video may give two slots)."""
+    """One media input as the LLM sees it: a cue, its soft tokens (a video may give two slots) and
+    an optional expert note (``omnibind.experts_text``) on its own line after them."""
 
     modality: str
     cue: str
+    note: str = ""
 
 
 @dataclass
@@ -59,7 +61,12 @@ def render_segments(
     """Lay out a conversation as segments.
 
     ``slots_per_part`` gives, for each non-text part of the conversation in order, the slots it
-    occupies. With ``inline_media=False`` (gated injection) media take no positions in the sequence.
+    occupies. Each slot is ``"<cue> " + soft tokens + "\n"``, then its note and ``"\n"`` when it has
+    one — the same text a dataset's expert fields give (``Sample.to_messages(experts=True)``). With
+    ``inline_media=False`` (gated injection) media take no positions in the sequence and no cue
+    (gated checkpoints were trained without one, and a text-only prompt stays identical at zero
+    gates), but the note is still written: the feature enters through the layers' gates, the
+    expert's words through the text, as a dataset's expert fields would put them.
     """
     segs: list[Segment] = []
     media_parts = iter(slots_per_part)
@@ -94,6 +101,8 @@ def render_segments(
                         text(slot.cue + " ")
                         segs.append(Segment(media=slot_index))
                         text("\n")
+                    if slot.note:
+                        text(slot.note + "\n")
                     slot_index += 1
             text(template.user_end)
         else:

@@ -379,6 +379,7 @@ def _open_batch(model: Any, conversations: list[Any], jobs: list[_Job]) -> tuple
         top_k=first.get("top_k", 0),
         repetition_penalty=first.get("repetition_penalty", 1.0),
         seed=first.get("seed"),
+        experts=[j.options.get("experts") for j in jobs],  # per row: the experts switch is the request's own
     )
     return iter(batch), batch.prompt_tokens, batch.detokenize
 

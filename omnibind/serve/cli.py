@@ -62,6 +62,11 @@ def chat(
     seed: int | None = typer.Option(None),
     stream: bool = typer.Option(True, help="Print tokens as they come."),
     interactive: bool = typer.Option(False, "--interactive", "-i", help="Multi-turn session (also when no prompt)."),
+    experts: bool | None = typer.Option(
+        None,
+        "--experts/--no-experts",
+        help="Add modality-expert notes (image labels, speech transcripts); default: the model config's.",
+    ),
 ) -> None:
     """Ask about any mix of inputs: `omnibind chat "What is this?" --image cat.png --audio meow.wav`."""
     flags = dict(locals())  # the command's parameters by name, before any other local exists
@@ -70,6 +75,8 @@ def chat(
 
     opts = {"imu": {"sample_rate": imu_rate}} if imu_rate else {}
     gen = {k: flags[k] for k in GENERATION_FLAGS}
+    if experts is not None:  # unset: the model config decides
+        gen["experts"] = experts
     try:
         parts = _media_parts(flags, opts)
         m = _load(model, backend)

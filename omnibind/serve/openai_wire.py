@@ -21,6 +21,10 @@ Content parts understood in ``messages[].content`` and in ``/v1/embeddings`` inp
   (``omnibind/modalities/<kind>.py``, ``OPTIONS``).
 - ``{"type": "mix", "mix": {"parts": [<parts above>], "weights": [0.7, 0.3]}}`` — one weighted
   bind-space vector (ImageBind-LLM's embedding arithmetic).
+
+A chat body may also carry ``"omnibind_experts"`` (``EXPERTS_FIELD``): ``true`` / ``false`` to
+switch the modality-expert notes on or off for that request, or ``{"image_labels": 3,
+"transcript": true}``; omitted, the model config decides.
 """
 
 from __future__ import annotations
@@ -42,6 +46,11 @@ from omnibind.serve.settings import ServeSettings
 
 EXTENSION_TYPES = {f"input_{m}": m for m in ("video", "depth", "thermal", "imu", "points")}
 """omnibind's content-part types beyond OpenAI's ``image_url`` and ``input_audio``."""
+
+EXPERTS_FIELD = "omnibind_experts"
+"""The chat-body field that switches modality-expert notes per request (an omnibind extension)."""
+MAX_EXPERT_LABELS = 20
+"""The most image labels a request may ask for (each costs prompt tokens)."""
 PART_TYPES = ("text", "image_url", "input_audio", *EXTENSION_TYPES, "mix")
 ROLE_ALIASES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
@@ -233,12 +242,23 @@ def encode_messages(messages: Iterable[Message]) -> list[dict[str, Any]]:
 
 
 def chat_request(
-    messages: Iterable[Message], *, model: str, max_tokens: int, stream: bool = False, **fields: Any
+    messages: Iterable[Message],
+    *,
+    model: str,
+    max_tokens: int,
+    stream: bool = False,
+    experts: bool | dict[str, Any] | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
-    """A ``/v1/chat/completions`` body; ``fields`` adds others (``temperature``, ``seed``, ``stop``...)."""
+    """A ``/v1/chat/completions`` body; ``fields`` adds others (``temperature``, ``seed``, ``stop``...).
+
+    ``experts``: the per-request modality-expert switch (``EXPERTS_FIELD``); None leaves it out.
+    """
     body: dict[str, Any] = {"model": model, "messages": encode_messages(messages), "max_tokens": max_tokens}
     if stream:
         body["stream"] = True
+    if experts is not None:
+        body[EXPERTS_FIELD] = experts
     body.update(fields)
     return body
 

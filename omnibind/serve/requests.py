@@ -16,7 +16,7 @@ from omnibind.errors import InputTooLargeError, OmnibindError
 from omnibind.messages import MediaPart, Message, MixPart, Part, TextPart
 from omnibind.modalities.base import Limits
 from omnibind.serve.errors import APIError, bad, is_int, is_number, json_type
-from omnibind.serve.openai_wire import PartBudget, parse_messages, parse_part
+from omnibind.serve.openai_wire import EXPERTS_FIELD, MAX_EXPERT_LABELS, PartBudget, parse_messages, parse_part
 from omnibind.serve.settings import ServeSettings
 
 
@@ -29,7 +29,8 @@ class ChatRequest:
     stream: bool = False
     include_usage: bool = False
     options: dict[str, Any] = field(default_factory=dict)
-    """Generation options for omnibind: max_new_tokens, temperature, top_p, top_k, repetition_penalty, stop, seed."""
+    """Generation options for omnibind: max_new_tokens, temperature, top_p, top_k, repetition_penalty, stop, seed,
+    and ``experts`` (the ``omnibind_experts`` switch; None = the model config's)."""
 
 
 UNSUPPORTED = {
@@ -85,8 +86,33 @@ def parse_chat_request(body: Any, settings: ServeSettings, served: list[str]) ->
         "stop": _stop(body.get("stop"), settings.max_stop_sequences),
         "seed": _int(body, "seed", None, -(2**63), 2**63 - 1),
     }
+    experts = parse_experts(body.get(EXPERTS_FIELD))
+    if experts is not None:  # absent: the model config decides
+        options["experts"] = experts
     messages = parse_messages(body.get("messages"), settings)
     return ChatRequest(model, messages, stream, include_usage, options)
+
+
+def parse_experts(v: Any) -> bool | dict[str, Any] | None:
+    """The ``omnibind_experts`` field: true / false / ``{"image_labels": n, "transcript": bool}`` or absent."""
+    if v is None or isinstance(v, bool):
+        return v
+    if not isinstance(v, dict):
+        raise bad(f"'{EXPERTS_FIELD}' must be true, false or an object, got {json_type(v)}", EXPERTS_FIELD)
+    unknown = sorted(set(v) - {"image_labels", "transcript"})
+    if unknown:
+        raise bad(f"'{EXPERTS_FIELD}': unknown keys {unknown}; allowed: image_labels, transcript", EXPERTS_FIELD)
+    out: dict[str, Any] = {}
+    if "transcript" in v:
+        if not isinstance(v["transcript"], bool):
+            raise bad(f"'{EXPERTS_FIELD}.transcript' must be true or false", EXPERTS_FIELD)
+        out["transcript"] = v["transcript"]
+    if "image_labels" in v:
+        n = v["image_labels"]
+        if not is_int(n) or not 0 <= n <= MAX_EXPERT_LABELS:
+            raise bad(f"'{EXPERTS_FIELD}.image_labels' must be an integer in [0, {MAX_EXPERT_LABELS}]", EXPERTS_FIELD)
+        out["image_labels"] = int(n)
+    return out
 
 
 def check_model(model: Any, served: list[str]) -> str:

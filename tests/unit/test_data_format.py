@@ -185,7 +185,7 @@ def test_expert_text_is_phrased_by_the_one_helper() -> None:
     from omnibind.experts_text import expert_note
 
     item = MediaItem("audio", "a.wav", extra={"labels": "Detected: bell (0.50)", "transcript": "ding dong"})
-    assert expert_text(item) == 'Detected: bell (0.50) (transcript: "ding dong")\n'
+    assert expert_text(item) == 'Detected: bell (0.50) Speech: "ding dong"\n'
     assert (
         expert_text(item)
         == expert_note("labels", "Detected: bell (0.50)") + " " + expert_note("transcript", "ding dong") + "\n"

@@ -316,13 +316,15 @@ def test_expert_notes_use_the_one_phrasing(tiny_model: Model, files, monkeypatch
     from omnibind.experts_text import expert_note
 
     core = tiny_model.core
-    monkeypatch.setattr(experts, "speech_transcript", lambda audio, encoder=None: "hello there")
+    from omnibind.encoders.whisper_encoder import Heard
+
+    monkeypatch.setattr(experts, "speech", lambda audio, encoder=None: Heard("hello there", 0.9))
     monkeypatch.setattr(core.config.experts, "transcript", True)
     prepared = core.prepare([Message.user(Audio(str(files["audio"])), "What is said?")])
     assert (
         [i.note for i in prepared.inputs]
-        == ['(transcript: "hello there")']
-        == [expert_note("transcript", "hello there")]
+        == ['Speech: "hello there" (0.90)']
+        == [expert_note("transcript", ("hello there", 0.9))]
     )
     assert expert_note("labels", "Detected: tabby cat (0.41)") == "Detected: tabby cat (0.41)"
     assert expert_note("transcript", "") == ""
