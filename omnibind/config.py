@@ -155,8 +155,8 @@ DEFAULT_IMAGE_LABELS = 3
 class ExpertsConfig:
     """Modality experts added as text context: Whisper transcript, image-classifier labels.
 
-    ``image_labels``: how many merged everyday names (0 = off). Both are off by default: the
-    shipped model was trained without expert notes (docs/ENCODERS.md has the measurement).
+    ``image_labels``: how many merged everyday names (0 = off). Both are off unless a config turns
+    them on; the embedded preset and the shipped default do (docs/ENCODERS.md has the measurement).
     """
 
     transcript: bool = False
