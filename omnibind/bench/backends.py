@@ -222,9 +222,7 @@ def raw_peers(lls: dict[str, Any], *, threads: int) -> dict[str, RawLlama]:
     return peers
 
 
-def engine_limits(
-    speed: dict[str, Any], lls: dict[str, Any], peers: dict[str, RawLlama], *, threads: int
-) -> dict[str, Any]:
+def engine_limits(speed: dict[str, Any], lls: dict[str, Any], *, threads: int) -> dict[str, Any]:
     """omnibind's llama.cpp decode ÷ llama-cpp-python alone and ÷ the memory-bandwidth bound, per engine."""
     bandwidth = copy_bandwidth(threads=threads)
     rows = {}
@@ -239,7 +237,7 @@ def engine_limits(
             "vs_bound": ours / bound["tokens_per_second"],
         }
         raw = speed.get(f"raw:{name}")
-        if raw is not None and f"raw:{name}" in peers:
+        if raw is not None:
             row |= {"raw_tokens_per_second": raw["tokens_per_second"], "raw_tokens": raw["tokens"]}
             row["vs_raw"] = ours / raw["tokens_per_second"]
         rows[name] = row
@@ -384,8 +382,10 @@ def bench_backends(
         "load_seconds": load,
     }
     peers = raw_peers(lls, threads=res["threads"]) if raw else {}
-    speed: dict[str, Any] = dict(decode_speeds(models, tokens=tokens, repeats=repeats, peers=peers))
-    res["limits"] = engine_limits(speed, lls, peers, threads=res["threads"])
+    speed: dict[str, Any] = dict(
+        decode_speeds(models, tokens=tokens, repeats=repeats, peers={k: p.timed for k, p in peers.items()})
+    )
+    res["limits"] = engine_limits(speed, lls, threads=res["threads"])
     for p in peers.values():
         p.close()
     base = speed["transformers"]["tokens_per_second"]

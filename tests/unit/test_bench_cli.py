@@ -166,3 +166,72 @@ def test_llamacpp_missing_matches_the_install():
 
     installed = importlib.util.find_spec("llama_cpp") is not None
     assert (bb.llamacpp_missing() is None) == installed
+
+
+# --- the engine-limits measurements themselves, on the tiny GGUF (shapes, not timings) ----------
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tmp_path_factory: pytest.TempPathFactory, tiny_llm_dir: Path) -> Path:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from omnibind.llm.gguf_io import guess_tokenizer_pre, write_llama_gguf
+
+    hf = AutoModelForCausalLM.from_pretrained(str(tiny_llm_dir), dtype=torch.float32)
+    out = tmp_path_factory.mktemp("tiny_gguf") / "tiny.gguf"
+    write_llama_gguf(
+        hf, out, outtype="f32", tokenizer_dir=tiny_llm_dir, tokenizer_pre=guess_tokenizer_pre(tiny_llm_dir)
+    )
+    return out
+
+
+def test_bytes_per_token_and_bound(tiny_gguf: Path):
+    from gguf import GGUFReader
+
+    from omnibind.bench import engine_limits as el
+
+    tensors = {t.name: int(t.n_bytes) for t in GGUFReader(str(tiny_gguf)).tensors}
+    per_token = el.gguf_bytes_per_token(tiny_gguf)
+    if "output.weight" in tensors:  # untied: one row of the embedding table is read per token
+        assert sum(tensors.values()) - tensors["token_embd.weight"] < per_token < sum(tensors.values())
+    else:
+        assert per_token == sum(tensors.values())
+    bound = el.decode_bound(tiny_gguf, 1e9)
+    assert bound == {"bytes_per_token": per_token, "tokens_per_second": 1e9 / per_token}
+    assert el.copy_bandwidth(4 * 2**20, repeats=2, threads=2) > 0
+
+
+def test_raw_llama_and_decode_loop(tiny_gguf: Path):
+    """llama-cpp-python alone decodes greedily, reproducibly, and runs as a peer arm of decode_speeds."""
+    pytest.importorskip("llama_cpp")
+    from omnibind.bench import engine_limits as el
+
+    raw = el.RawLlama(tiny_gguf, "<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n", threads=1, n_ctx=256)
+    try:
+        ids, stamps = raw.timed(6)
+        assert ids == raw.timed(6)[0]  # greedy
+        assert len(ids) == len(stamps) <= 6 and stamps == sorted(stamps)
+        speeds = bb.decode_speeds({}, tokens=6, repeats=2, peers={"raw:tiny": raw.timed})
+        assert set(speeds) == {"raw:tiny"} and speeds["raw:tiny"]["tokens"] == len(ids)
+        info = el.system_info()
+        assert isinstance(info["openmp"], bool) and info["llama_cpp_python"]
+    finally:
+        raw.close()
+    assert el.tokens_per_second([0.0, 0.5, 1.0]) == 2.0 and el.tokens_per_second([1.0]) is None
+
+
+def test_engine_limits_ratios(tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch):
+    from types import SimpleNamespace
+
+    pytest.importorskip("llama_cpp")
+    monkeypatch.setattr(bb, "copy_bandwidth", lambda threads: 2e9)
+    model = SimpleNamespace(core=SimpleNamespace(llm=SimpleNamespace(gguf_path=tiny_gguf)))
+    speed = {"llamacpp": {"tokens_per_second": 50.0, "tokens": 64}, "raw:llamacpp": {"tokens_per_second": 100.0}}
+    speed["raw:llamacpp"]["tokens"] = 64
+    lim = bb.engine_limits(speed, {"llamacpp": model}, threads=2)
+    row = lim["engines"]["llamacpp"]
+    assert row["vs_raw"] == 0.5 and row["raw_tokens"] == 64
+    assert row["bound_tokens_per_second"] == pytest.approx(2e9 / row["bytes_per_token"])
+    assert row["vs_bound"] == pytest.approx(50.0 / row["bound_tokens_per_second"])
+    assert lim["copy_bandwidth_bytes_per_second"] == 2e9 and "openmp" in lim["system"]
