@@ -357,6 +357,7 @@ def bench_backends(
     gguf: str | None = None,
     exact: bool = True,
     raw: bool = True,
+    decode_only: bool = False,
 ) -> dict[str, Any]:
     """Run every measurement on every engine in one process; returns a JSON-able dict.
 
@@ -364,7 +365,8 @@ def bench_backends(
     ``gguf`` runs llama.cpp on another GGUF of the same base (e.g. an f32 export of the HF copy);
     ``exact`` adds a second llama.cpp column (``llamacpp_q4_1`` or ``llamacpp_f16``, see ``_load_models``);
     ``raw`` times llama-cpp-python alone on each llama.cpp engine's GGUF in the same decode loop
-    (``raw:<engine>``). ``limits`` holds omnibind ÷ raw and ÷ the memory-bandwidth bound."""
+    (``raw:<engine>``). ``limits`` holds omnibind ÷ raw and ÷ the memory-bandwidth bound.
+    ``decode_only`` stops after the decode speeds (no first token, agreement or KV reuse)."""
     import torch
 
     if threads:
@@ -392,6 +394,8 @@ def bench_backends(
     speed["ratio"] = speed["llamacpp"]["tokens_per_second"] / base
     speed["ratios"] = {k: speed[k]["tokens_per_second"] / base for k in lls}
     res["decode"] = speed
+    if decode_only:
+        return res
     if image.is_file():
         res["first_token_with_image_seconds"] = {
             k: first_token_with_image(m, image, repeats=repeats)["seconds"] for k, m in models.items()
@@ -428,11 +432,16 @@ def bench_backends_command(
     raw: bool = typer.Option(
         True, "--raw/--no-raw", help="Also time llama-cpp-python alone on each llama.cpp engine's GGUF."
     ),
+    decode_only: bool = typer.Option(
+        False, "--decode-only", help="Only the load times and decode speeds (with the engine alone and the bound)."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Also write the figures as JSON."),
 ) -> None:
     """transformers vs llama.cpp in one run: load, decode speed (and llama.cpp alone, the bandwidth bound),
     first token with an image, agreement, KV reuse."""
-    results = bench_backends(model, tokens=tokens, repeats=repeats, threads=threads, gguf=gguf, exact=exact, raw=raw)
+    results = bench_backends(
+        model, tokens=tokens, repeats=repeats, threads=threads, gguf=gguf, exact=exact, raw=raw, decode_only=decode_only
+    )
     print_backends_report(results)
     if out:
         out.write_text(json.dumps(results, indent=2))

@@ -28,7 +28,7 @@ def speed_table(r: dict[str, Any]) -> Any:
     ld, dc = r["load_seconds"], r["decode"]
     ratios = dc.get("ratios", {"llamacpp": dc.get("ratio", float("nan"))})
     ft = r.get("first_token_with_image_seconds", {})
-    by = r.get("agreement_by_engine", {"llamacpp": r["agreement"]})
+    by = r.get("agreement_by_engine", {"llamacpp": r["agreement"]} if "agreement" in r else {})
     t = Table(title=f"omnibind bench backends: {r['model']}, {r['threads']} threads")
     for name in ("engine", "load s", "tokens/s", "÷ tf", "1st tok s", "÷ tf", "agree"):
         t.add_column(name, justify="left" if name == "engine" else "right", no_wrap=True)
@@ -75,11 +75,13 @@ def limits_table(r: dict[str, Any]) -> Any | None:
     return t
 
 
-def kv_table(r: dict[str, Any]) -> Any:
+def kv_table(r: dict[str, Any]) -> Any | None:
     """A chat's second turn with the first one cached vs the whole history re-evaluated (llamacpp)."""
     from rich.table import Table
 
-    kvs = r["kv_reuse"]
+    kvs = r.get("kv_reuse")
+    if not kvs:  # a --decode-only run
+        return None
     if "ratio" in kvs:  # one chat (older results)
         kvs = {"chat": kvs}
     t = Table(title="llamacpp: 2nd chat turn, prompt evaluation")
@@ -109,7 +111,7 @@ def notes(r: dict[str, Any]) -> list[str]:
             f"llama-cpp-python {sysinfo['llama_cpp_python']}: {pool}; "
             f"OMP_WAIT_POLICY={sysinfo['omp_wait_policy'] or 'unset'}"
         )
-    by = r.get("agreement_by_engine", {"llamacpp": r["agreement"]})
+    by = r.get("agreement_by_engine", {"llamacpp": r["agreement"]} if "agreement" in r else {})
     for e in lls:
         for d in by.get(e, {}).get("disagreements", []):
             lines.append(

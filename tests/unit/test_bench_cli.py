@@ -235,3 +235,11 @@ def test_engine_limits_ratios(tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch):
     assert row["bound_tokens_per_second"] == pytest.approx(2e9 / row["bytes_per_token"])
     assert row["vs_bound"] == pytest.approx(50.0 / row["bound_tokens_per_second"])
     assert lim["copy_bandwidth_bytes_per_second"] == 2e9 and "openmp" in lim["system"]
+
+
+def test_report_of_a_decode_only_run(capsys: pytest.CaptureFixture, monkeypatch):
+    keep = ("model", "threads", "engines", "gguf", "llamacpp_gguf", "load_seconds", "decode", "limits")
+    monkeypatch.setenv("COLUMNS", "80")
+    bb.print_backends_report({k: BACKENDS_RESULT[k] for k in keep})
+    out = capsys.readouterr().out
+    assert "125.0" in out and "88.9" in out and "2nd chat turn" not in out
