@@ -30,8 +30,9 @@ install: $(VENV)/.installed
 # does not use: 127 files to compile instead of 178. pip's wheel cache ignores CMAKE_ARGS (it would
 # reuse a wheel built with other flags), so the wheel is built once into a folder keyed by version and
 # flags and installed from there. It is built for this CPU (-march=native), so the folder is per
-# machine. `make install-dev LLAMACPP_CMAKE=...` builds other flags into their own folder. First build: 7 min on an idle 2-core machine, ~30 min while other
-# jobs share it; later installs take seconds.
+# machine; `make install-dev LLAMACPP_CMAKE=...` builds other flags into their own folder. First
+# build: ~7 min on an idle 2-core machine, 36 min here (2026-12-02) with four other jobs sharing the
+# cores; later installs take seconds.
 LLAMACPP_VERSION := 0.3.36
 LLAMACPP_CMAKE ?= -DGGML_OPENMP=OFF -DLLAVA_BUILD=OFF
 LLAMACPP_KEY := $(LLAMACPP_VERSION)-$(shell printf '%s' '$(LLAMACPP_CMAKE)' | sha256sum | cut -c1-12)
