@@ -23,11 +23,38 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed-dev: $(VENV)/.installed
-	# + the llamacpp extra (llama-cpp-python): PyPI has only its source, built by cmake and a C++ compiler
-	# (22 min here on 2 cores shared with other jobs; once: pip caches the wheel). LLAVA_BUILD=OFF skips
-	# the multimodal helper library (mtmd) omnibind does not use: 127 files to compile instead of 178.
-	CMAKE_ARGS="$${CMAKE_ARGS:--DLLAVA_BUILD=OFF}" $(PIP) install -q -e ".[dev,llamacpp]"
+# + the llamacpp extra (llama-cpp-python). PyPI has only its source, built by cmake and a C++ compiler.
+# GGML_OPENMP=OFF: llama.cpp then runs on ggml's own thread pool instead of OpenMP, so it shares no
+# libgomp with torch and omnibind's OMP_WAIT_POLICY=PASSIVE (right for torch) no longer slows it
+# down 2.4-3x (docs/BACKENDS.md). LLAVA_BUILD=OFF skips the multimodal helper library (mtmd) omnibind
+# does not use: 127 files to compile instead of 178. pip's wheel cache ignores CMAKE_ARGS (it would
+# reuse a wheel built with other flags), so the wheel is built once into a folder keyed by version and
+# flags and installed from there. It is built for this CPU (-march=native), so the folder is per
+# machine; `make install-dev LLAMACPP_CMAKE=...` builds other flags into their own folder. First
+# build: ~7 min on an idle 2-core machine, 36 min here (2026-12-02) with four other jobs sharing the
+# cores; later installs take seconds.
+LLAMACPP_VERSION := 0.3.36
+LLAMACPP_CMAKE ?= -DGGML_OPENMP=OFF -DLLAVA_BUILD=OFF
+LLAMACPP_KEY := $(LLAMACPP_VERSION)-$(shell printf '%s' '$(LLAMACPP_CMAKE)' | sha256sum | cut -c1-12)
+WHEELHOUSE ?= $(HOME)/.cache/omnibind/wheels
+LLAMACPP_WHEELS := $(WHEELHOUSE)/llama-cpp-python-$(LLAMACPP_KEY)
+
+$(LLAMACPP_WHEELS)/.built:
+	rm -rf $(LLAMACPP_WHEELS).tmp && mkdir -p $(LLAMACPP_WHEELS).tmp
+	CMAKE_ARGS="$(LLAMACPP_CMAKE)" $(PIP) wheel -q --no-deps --no-cache-dir \
+	  llama-cpp-python==$(LLAMACPP_VERSION) -w $(LLAMACPP_WHEELS).tmp
+	echo '$(LLAMACPP_CMAKE)' > $(LLAMACPP_WHEELS).tmp/CMAKE_ARGS
+	touch $(LLAMACPP_WHEELS).tmp/.built
+	rm -rf $(LLAMACPP_WHEELS) && mv $(LLAMACPP_WHEELS).tmp $(LLAMACPP_WHEELS)
+
+# the stamp names the build: a venv holding another build (e.g. pip's OpenMP one) is reinstalled
+$(VENV)/.llamacpp-$(LLAMACPP_KEY): $(VENV)/.installed $(LLAMACPP_WHEELS)/.built
+	$(PIP) install -q $(LLAMACPP_WHEELS)/llama_cpp_python-$(LLAMACPP_VERSION)-*.whl
+	$(PIP) install -q --force-reinstall --no-deps $(LLAMACPP_WHEELS)/llama_cpp_python-$(LLAMACPP_VERSION)-*.whl
+	rm -f $(VENV)/.llamacpp-* && touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed $(VENV)/.llamacpp-$(LLAMACPP_KEY)
+	$(PIP) install -q -e ".[dev,llamacpp]"
 	touch $@
 
 install-dev: $(VENV)/.installed-dev

@@ -11,11 +11,13 @@ from __future__ import annotations
 import os as _os
 from typing import TYPE_CHECKING, Any
 
-# torch and llama.cpp share one OpenMP runtime in a process (libgomp.so.1, loaded by whichever comes
-# first), and it reads its wait policy only when it loads, i.e. at the first `import torch`. Its
-# default, spinning waits, stalls every parallel op whenever a waiting thread is descheduled: on 2
-# cores shared with other jobs, decoding measured 2.8 tokens/s (transformers) and 1-18 (llama.cpp)
-# with spinning waits, 10 and ~40 with sleeping ones. A value set by the user wins.
+# torch's OpenMP runtime (libgomp.so.1) reads its wait policy once, when it loads, i.e. at the first
+# `import torch`. Its default, spinning waits, stalls every parallel op whenever a waiting thread is
+# descheduled: on 2 cores shared with other jobs, transformers decoded at 2.8 tokens/s and an image
+# encode took 1.7 s with spinning waits, 10 tokens/s and 65-72 ms with sleeping ones. llama.cpp used
+# to share that runtime and lose 2.4-3x to the sleeping waits; `make install-dev` now builds it with
+# GGML_OPENMP=OFF (ggml's own thread pool, which ignores this variable), so the policy is chosen for
+# torch alone (docs/BACKENDS.md, "Threads"). A value set by the user wins.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from omnibind.messages import (

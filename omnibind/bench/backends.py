@@ -24,6 +24,16 @@ from typing import Any
 
 import typer
 
+from omnibind.bench.backends_report import print_backends_report
+from omnibind.bench.engine_limits import (
+    RawLlama,
+    TimedDecode,
+    copy_bandwidth,
+    decode_bound,
+    system_info,
+    tokens_per_second,
+)
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TEXT_PROMPTS = (
     "Describe a cat in one sentence.",
@@ -157,25 +167,81 @@ def _timed_steps(model: Any, conv: Any, max_new: int) -> tuple[list[int], list[f
 DECODE_PROMPT = "Write a long, detailed story about a cat who travels around the world."
 
 
-def decode_speeds(models: dict[str, Any], *, tokens: int, repeats: int) -> dict[str, dict[str, float]]:
+def decode_speeds(
+    models: dict[str, Any], *, tokens: int, repeats: int, peers: dict[str, TimedDecode] | None = None
+) -> dict[str, dict[str, float]]:
     """Decode tokens/s of each engine between its first and last token (prompt evaluation excluded),
     interleaved repetition by repetition so that load from other work on a shared machine falls on
-    all engines alike; medians."""
+    all engines alike; medians. ``peers`` are more arms timed in the same loop: a callable taking the
+    token count and returning (token ids, time of each token), e.g. llama-cpp-python alone."""
     from omnibind.messages import Message
 
     conv = [Message.user(DECODE_PROMPT)]
-    for m in models.values():
-        _timed_steps(m, conv, 4)  # warm-up
-    rates: dict[str, list[float]] = {k: [] for k in models}
-    counts: dict[str, list[int]] = {k: [] for k in models}
-    for _ in range(repeats):
-        for name, m in models.items():
+
+    def arm(m: Any) -> TimedDecode:
+        def run(n: int) -> tuple[list[int], list[float]]:
             _reset(m)
-            ids, stamps, _ = _timed_steps(m, conv, tokens)
-            if len(ids) > 1:
-                rates[name].append((len(ids) - 1) / (stamps[-1] - stamps[0]))
+            ids, stamps, _ = _timed_steps(m, conv, n)
+            return ids, stamps
+
+        return run
+
+    arms: dict[str, TimedDecode] = {name: arm(m) for name, m in models.items()} | dict(peers or {})
+    for run in arms.values():
+        run(4)  # warm-up
+    rates: dict[str, list[float]] = {k: [] for k in arms}
+    counts: dict[str, list[int]] = {k: [] for k in arms}
+    for _ in range(repeats):
+        for name, run in arms.items():
+            ids, stamps = run(tokens)
+            rate = tokens_per_second(stamps)
+            if rate is not None:
+                rates[name].append(rate)
                 counts[name].append(len(ids))
-    return {k: {"tokens_per_second": statistics.median(rates[k]), "tokens": min(counts[k])} for k in models}
+    return {
+        k: {
+            "tokens_per_second": statistics.median(rates[k]) if rates[k] else float("nan"),
+            "tokens": min(counts[k], default=0),
+        }
+        for k in arms
+    }
+
+
+def raw_peers(lls: dict[str, Any], *, threads: int) -> dict[str, RawLlama]:
+    """llama-cpp-python alone (``raw:<engine>``) on each llama.cpp engine's GGUF, fed the text omnibind's
+    template renders for the decode prompt."""
+    import torch
+
+    from omnibind.messages import Message
+
+    peers = {}
+    for name, m in lls.items():
+        with torch.inference_mode():
+            segs = m.core.build_inputs(m.core.prepare([Message.user(DECODE_PROMPT)]), add_generation_prompt=True)[2]
+        peers[f"raw:{name}"] = RawLlama(m.core.llm.gguf_path, "".join(s.text for s in segs), threads=threads)
+    return peers
+
+
+def engine_limits(speed: dict[str, Any], lls: dict[str, Any], *, threads: int) -> dict[str, Any]:
+    """omnibind's llama.cpp decode ÷ llama-cpp-python alone and ÷ the memory-bandwidth bound, per engine."""
+    bandwidth = copy_bandwidth(threads=threads)
+    rows = {}
+    for name, m in lls.items():
+        ours = speed[name]["tokens_per_second"]
+        bound = decode_bound(m.core.llm.gguf_path, bandwidth)
+        row: dict[str, Any] = {
+            "gguf": str(m.core.llm.gguf_path),
+            "tokens_per_second": ours,
+            "bytes_per_token": bound["bytes_per_token"],
+            "bound_tokens_per_second": bound["tokens_per_second"],
+            "vs_bound": ours / bound["tokens_per_second"],
+        }
+        raw = speed.get(f"raw:{name}")
+        if raw is not None:
+            row |= {"raw_tokens_per_second": raw["tokens_per_second"], "raw_tokens": raw["tokens"]}
+            row["vs_raw"] = ours / raw["tokens_per_second"]
+        rows[name] = row
+    return {"copy_bandwidth_bytes_per_second": bandwidth, "system": system_info(), "engines": rows}
 
 
 def first_token_with_image(model: Any, image: Path, *, repeats: int) -> dict[str, float]:
@@ -290,12 +356,17 @@ def bench_backends(
     threads: int | None = None,
     gguf: str | None = None,
     exact: bool = True,
+    raw: bool = True,
+    decode_only: bool = False,
 ) -> dict[str, Any]:
     """Run every measurement on every engine in one process; returns a JSON-able dict.
 
     ``threads`` sets torch's and llama.cpp's thread count alike (default: torch's current);
     ``gguf`` runs llama.cpp on another GGUF of the same base (e.g. an f32 export of the HF copy);
-    ``exact`` adds a second llama.cpp column (``llamacpp_q4_1`` or ``llamacpp_f16``, see ``_load_models``)."""
+    ``exact`` adds a second llama.cpp column (``llamacpp_q4_1`` or ``llamacpp_f16``, see ``_load_models``);
+    ``raw`` times llama-cpp-python alone on each llama.cpp engine's GGUF in the same decode loop
+    (``raw:<engine>``). ``limits`` holds omnibind ÷ raw and ÷ the memory-bandwidth bound.
+    ``decode_only`` stops after the decode speeds (no first token, agreement or KV reuse)."""
     import torch
 
     if threads:
@@ -312,11 +383,19 @@ def bench_backends(
         "llamacpp_gguf": str(lls["llamacpp"].core.llm.gguf_path),
         "load_seconds": load,
     }
-    speed: dict[str, Any] = dict(decode_speeds(models, tokens=tokens, repeats=repeats))
+    peers = raw_peers(lls, threads=res["threads"]) if raw else {}
+    speed: dict[str, Any] = dict(
+        decode_speeds(models, tokens=tokens, repeats=repeats, peers={k: p.timed for k, p in peers.items()})
+    )
+    res["limits"] = engine_limits(speed, lls, threads=res["threads"])
+    for p in peers.values():
+        p.close()
     base = speed["transformers"]["tokens_per_second"]
     speed["ratio"] = speed["llamacpp"]["tokens_per_second"] / base
     speed["ratios"] = {k: speed[k]["tokens_per_second"] / base for k in lls}
     res["decode"] = speed
+    if decode_only:
+        return res
     if image.is_file():
         res["first_token_with_image_seconds"] = {
             k: first_token_with_image(m, image, repeats=repeats)["seconds"] for k, m in models.items()
@@ -336,73 +415,6 @@ def bench_backends(
     return res
 
 
-def print_backends_report(r: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    engines = r.get("engines", ["transformers", "llamacpp"])
-    lls = [e for e in engines if e != "transformers"]
-    ggufs = r.get("gguf", {"llamacpp": r["llamacpp_gguf"]})
-    names = "; ".join(f"{e}: {Path(g).name}" for e, g in ggufs.items())
-    t = Table(title=f"omnibind bench backends — {r['model']} ({r['threads']} threads; {names})")
-    t.add_column("measure")
-    for e in engines:
-        t.add_column(e, justify="right")
-    for e in lls:
-        t.add_column(f"{e} / transformers", justify="right")
-    pad = [""] * len(lls)
-    ld, dc = r["load_seconds"], r["decode"]
-    t.add_row("LLM load (s)", *[f"{ld[e]:.2f}" for e in engines], *pad)
-    ratios = dc.get("ratios", {"llamacpp": dc["ratio"]})
-    t.add_row(
-        "decode tokens/s",
-        *[f"{dc[e]['tokens_per_second']:.1f}" for e in engines],
-        *[f"{ratios[e]:.2f}×" for e in lls],
-    )
-    if "first_token_with_image_seconds" in r:
-        ft = r["first_token_with_image_seconds"]
-        t.add_row(
-            "time to first token, with an image (s)",
-            *[f"{ft[e]:.3f}" for e in engines],
-            *[f"{ft[e] / ft['transformers']:.2f}×" for e in lls],
-        )
-    by = r.get("agreement_by_engine", {"llamacpp": r["agreement"]})
-    t.add_row(
-        "greedy agreement with transformers, first 10 tokens",
-        "",
-        *[f"{by[e]['agree']}/{by[e]['cases']}" for e in lls],
-        *[f"{by[e]['rate'] * 100:.0f}%" for e in lls],
-    )
-    kvs = r["kv_reuse"]
-    if "ratio" in kvs:  # one chat (older results)
-        kvs = {"chat": kvs}
-    blank = [""] * (len(engines) - 2)
-    for name, kv in kvs.items():
-        t.add_row(
-            f"{name}: 2nd turn prompt eval, {kv['cached_positions']}/{kv['history_positions']} positions cached (s)",
-            "",
-            f"{kv['second_turn_seconds']:.3f}",
-            *blank,
-            *pad,
-        )
-        t.add_row(
-            f"{name}: whole history re-evaluated (s)",
-            "",
-            f"{kv['full_history_seconds']:.3f}",
-            *blank,
-            f"{kv['ratio'] * 100:.0f}% of it",
-            *pad[1:],
-        )
-    c = Console()
-    c.print(t)
-    for e in lls:
-        for d in by[e]["disagreements"]:
-            c.print(
-                f"{e} disagrees at token {d['first_difference']}: {d['prompt']!r}\n"
-                f"  transformers: {d['transformers']!r}\n  {e}: {' ' * max(0, 12 - len(e))}{d['llamacpp']!r}"
-            )
-
-
 def bench_backends_command(
     model: str | None = typer.Option(
         None, "--model", "-m", help="Checkpoint folder, config or preset; default: embedded."
@@ -417,10 +429,19 @@ def bench_backends_command(
         help="Also run a second llama.cpp column: the shipped Q4_1 file (embedded model) or an f16 GGUF "
         "of the weights transformers runs (other models).",
     ),
+    raw: bool = typer.Option(
+        True, "--raw/--no-raw", help="Also time llama-cpp-python alone on each llama.cpp engine's GGUF."
+    ),
+    decode_only: bool = typer.Option(
+        False, "--decode-only", help="Only the load times and decode speeds (with the engine alone and the bound)."
+    ),
     out: Path | None = typer.Option(None, "--out", help="Also write the figures as JSON."),
 ) -> None:
-    """transformers vs llama.cpp in one run: load, decode speed, first token with an image, agreement, KV reuse."""
-    results = bench_backends(model, tokens=tokens, repeats=repeats, threads=threads, gguf=gguf, exact=exact)
+    """transformers vs llama.cpp in one run: load, decode speed (and llama.cpp alone, the bandwidth bound),
+    first token with an image, agreement, KV reuse."""
+    results = bench_backends(
+        model, tokens=tokens, repeats=repeats, threads=threads, gguf=gguf, exact=exact, raw=raw, decode_only=decode_only
+    )
     print_backends_report(results)
     if out:
         out.write_text(json.dumps(results, indent=2))

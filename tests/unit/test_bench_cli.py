@@ -30,6 +30,8 @@ BACKENDS_RESULT = {
         "transformers": {"tokens_per_second": 20.0, "tokens": 64},
         "llamacpp": {"tokens_per_second": 100.0, "tokens": 64},
         "llamacpp_f16": {"tokens_per_second": 60.0, "tokens": 64},
+        "raw:llamacpp": {"tokens_per_second": 125.0, "tokens": 64},
+        "raw:llamacpp_f16": {"tokens_per_second": 80.0, "tokens": 64},
         "ratio": 5.0,
         "ratios": {"llamacpp": 5.0, "llamacpp_f16": 3.0},
     },
@@ -47,6 +49,32 @@ BACKENDS_RESULT = {
         },
     },
     "kv_reuse": {"image chat": {**_KV, "ratio": 0.2}, "text chat": {**_KV, "ratio": 0.15}},
+    "limits": {
+        "copy_bandwidth_bytes_per_second": 24e9,
+        "system": {"llama_cpp_python": "0.3.36", "openmp": False, "omp_wait_policy": "PASSIVE", "system_info": ""},
+        "engines": {
+            "llamacpp": {
+                "gguf": "/x/model.gguf",
+                "tokens_per_second": 100.0,
+                "bytes_per_token": 96_000_000,
+                "bound_tokens_per_second": 250.0,
+                "vs_bound": 0.4,
+                "raw_tokens_per_second": 125.0,
+                "raw_tokens": 64,
+                "vs_raw": 0.8,
+            },
+            "llamacpp_f16": {
+                "gguf": "/x/f16.gguf",
+                "tokens_per_second": 60.0,
+                "bytes_per_token": 270_000_000,
+                "bound_tokens_per_second": 88.9,
+                "vs_bound": 0.675,
+                "raw_tokens_per_second": 80.0,
+                "raw_tokens": 64,
+                "vs_raw": 0.75,
+            },
+        },
+    },
 }
 
 
@@ -74,14 +102,14 @@ def test_bench_runs_both_backends_in_one_run(stubbed: dict, tmp_path: Path):
     assert stubbed["backends"] == {"model": None, "tokens": 16, "repeats": 2}
     saved = json.loads(out.read_text())
     assert saved["core"] is True and saved["backends"]["decode"]["ratio"] == 5.0
-    assert "decode tokens/s" in res.output and "19/20" in res.output and "18/20" in res.output
+    assert "tokens/s" in res.output and "19/20" in res.output and "18/20" in res.output
     assert "3.00×" in res.output and "15% of it" in res.output
     assert "llamacpp_f16 disagrees at token 3: 'Why?'" in res.output
 
 
 def test_report_prints_results_of_the_two_engine_layout(capsys: pytest.CaptureFixture, monkeypatch):
     """JSON written before the f16 column (one llama.cpp engine, one chat) still prints."""
-    old = {k: v for k, v in BACKENDS_RESULT.items() if k not in ("engines", "gguf", "agreement_by_engine")}
+    old = {k: v for k, v in BACKENDS_RESULT.items() if k not in ("engines", "gguf", "agreement_by_engine", "limits")}
     old["load_seconds"] = {"transformers": 1.0, "llamacpp": 0.1}
     old["decode"] = {k: v for k, v in BACKENDS_RESULT["decode"].items() if k in ("transformers", "llamacpp", "ratio")}
     old["first_token_with_image_seconds"] = {"transformers": 0.5, "llamacpp": 0.2}
@@ -90,6 +118,31 @@ def test_report_prints_results_of_the_two_engine_layout(capsys: pytest.CaptureFi
     bb.print_backends_report(old)
     out = capsys.readouterr().out
     assert "5.00×" in out and "20% of it" in out
+    assert "bound" not in out  # no limits in older results: no limits table
+
+
+def test_report_fits_80_columns_with_limits(capsys: pytest.CaptureFixture, monkeypatch):
+    """Every table fits an 80-column terminal with no cell wrapped; the limits table shows omnibind ÷
+    llama-cpp-python alone and ÷ the memory-bandwidth bound for each llama.cpp engine."""
+    monkeypatch.setenv("COLUMNS", "80")
+    bb.print_backends_report(BACKENDS_RESULT)
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    row = next(line for line in lines if line.startswith("│ llamacpp_f16") and "270" in line)
+    assert [c.strip() for c in row.strip("│").split("│")] == [
+        "llamacpp_f16",
+        "270",
+        "60.0",
+        "80.0",
+        "75%",
+        "88.9",
+        "68%",
+    ]
+    row = next(line for line in lines if line.startswith("│ llamacpp ") and "96" in line)
+    assert "125.0" in row and "80%" in row and "40%" in row
+    assert "24.0 GB/s" in out and "ggml's own thread pool; OMP_WAIT_POLICY=PASSIVE" in out
+    assert "llamacpp_f16: f16.gguf" in out
 
 
 def test_bench_without_llamacpp_says_so(stubbed: dict, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
@@ -113,3 +166,80 @@ def test_llamacpp_missing_matches_the_install():
 
     installed = importlib.util.find_spec("llama_cpp") is not None
     assert (bb.llamacpp_missing() is None) == installed
+
+
+# --- the engine-limits measurements themselves, on the tiny GGUF (shapes, not timings) ----------
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tmp_path_factory: pytest.TempPathFactory, tiny_llm_dir: Path) -> Path:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from omnibind.llm.gguf_io import guess_tokenizer_pre, write_llama_gguf
+
+    hf = AutoModelForCausalLM.from_pretrained(str(tiny_llm_dir), dtype=torch.float32)
+    out = tmp_path_factory.mktemp("tiny_gguf") / "tiny.gguf"
+    write_llama_gguf(
+        hf, out, outtype="f32", tokenizer_dir=tiny_llm_dir, tokenizer_pre=guess_tokenizer_pre(tiny_llm_dir)
+    )
+    return out
+
+
+def test_bytes_per_token_and_bound(tiny_gguf: Path):
+    from gguf import GGUFReader
+
+    from omnibind.bench import engine_limits as el
+
+    tensors = {t.name: int(t.n_bytes) for t in GGUFReader(str(tiny_gguf)).tensors}
+    per_token = el.gguf_bytes_per_token(tiny_gguf)
+    if "output.weight" in tensors:  # untied: one row of the embedding table is read per token
+        assert sum(tensors.values()) - tensors["token_embd.weight"] < per_token < sum(tensors.values())
+    else:
+        assert per_token == sum(tensors.values())
+    bound = el.decode_bound(tiny_gguf, 1e9)
+    assert bound == {"bytes_per_token": per_token, "tokens_per_second": 1e9 / per_token}
+    assert el.copy_bandwidth(4 * 2**20, repeats=2, threads=2) > 0
+
+
+def test_raw_llama_and_decode_loop(tiny_gguf: Path):
+    """llama-cpp-python alone decodes greedily, reproducibly, and runs as a peer arm of decode_speeds."""
+    pytest.importorskip("llama_cpp")
+    from omnibind.bench import engine_limits as el
+
+    raw = el.RawLlama(tiny_gguf, "<|im_start|>user\nHello<|im_end|>\n<|im_start|>assistant\n", threads=1, n_ctx=256)
+    try:
+        ids, stamps = raw.timed(6)
+        assert ids == raw.timed(6)[0]  # greedy
+        assert len(ids) == len(stamps) <= 6 and stamps == sorted(stamps)
+        speeds = bb.decode_speeds({}, tokens=6, repeats=2, peers={"raw:tiny": raw.timed})
+        assert set(speeds) == {"raw:tiny"} and speeds["raw:tiny"]["tokens"] == len(ids)
+        info = el.system_info()
+        assert isinstance(info["openmp"], bool) and info["llama_cpp_python"]
+    finally:
+        raw.close()
+    assert el.tokens_per_second([0.0, 0.5, 1.0]) == 2.0 and el.tokens_per_second([1.0]) is None
+
+
+def test_engine_limits_ratios(tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch):
+    from types import SimpleNamespace
+
+    pytest.importorskip("llama_cpp")
+    monkeypatch.setattr(bb, "copy_bandwidth", lambda threads: 2e9)
+    model = SimpleNamespace(core=SimpleNamespace(llm=SimpleNamespace(gguf_path=tiny_gguf)))
+    speed = {"llamacpp": {"tokens_per_second": 50.0, "tokens": 64}, "raw:llamacpp": {"tokens_per_second": 100.0}}
+    speed["raw:llamacpp"]["tokens"] = 64
+    lim = bb.engine_limits(speed, {"llamacpp": model}, threads=2)
+    row = lim["engines"]["llamacpp"]
+    assert row["vs_raw"] == 0.5 and row["raw_tokens"] == 64
+    assert row["bound_tokens_per_second"] == pytest.approx(2e9 / row["bytes_per_token"])
+    assert row["vs_bound"] == pytest.approx(50.0 / row["bound_tokens_per_second"])
+    assert lim["copy_bandwidth_bytes_per_second"] == 2e9 and "openmp" in lim["system"]
+
+
+def test_report_of_a_decode_only_run(capsys: pytest.CaptureFixture, monkeypatch):
+    keep = ("model", "threads", "engines", "gguf", "llamacpp_gguf", "load_seconds", "decode", "limits")
+    monkeypatch.setenv("COLUMNS", "80")
+    bb.print_backends_report({k: BACKENDS_RESULT[k] for k in keep})
+    out = capsys.readouterr().out
+    assert "125.0" in out and "88.9" in out and "2nd chat turn" not in out

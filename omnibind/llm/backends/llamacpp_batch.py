@@ -30,11 +30,11 @@ def llama_lib() -> Any:
     with _INIT_LOCK:
         if "lib" in _STATE:
             return _STATE["lib"]
-        # ggml's OpenMP workers spin while waiting for work by default; on a CPU shared with other
-        # processes a descheduled spinner stalls every step (1 token/s instead of ~40 with 2 threads
-        # on 2 busy cores). libgomp reads the policy once, when it loads, and torch usually loads it
-        # first (llama.cpp then reuses torch's libgomp.so.1): `import omnibind` sets it before any
-        # torch import; this line only matters when llama_cpp is the first to load libgomp.
+        # Only for an OpenMP build of llama-cpp-python (pip's default; `make install-dev` builds it with
+        # GGML_OPENMP=OFF, whose ggml thread pool ignores this variable): its OpenMP workers spin while
+        # waiting by default, and on a CPU shared with other processes a descheduled spinner stalls every
+        # step. libgomp reads the policy once, when it loads; `import omnibind` sets it before torch
+        # loads it, so this line only matters when llama_cpp is the first to load libgomp.
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             import llama_cpp as lib
