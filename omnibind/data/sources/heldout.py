@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from omnibind.data.sources import gcompris, skimage_photos
 from omnibind.data import splits
+from omnibind.data.sources import gcompris, skimage_photos
 from omnibind.data.splits import SplitRule
 
 SOURCES = ("gcompris-photos", "gcompris-sounds", "skimage-photos")
