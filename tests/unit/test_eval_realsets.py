@@ -78,9 +78,8 @@ def tiny_sets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, list
 
 
 def test_heldout_rules_live_in_splits() -> None:
-    assert set(heldout.RULES) == set(heldout.SOURCES) and all(
-        heldout.RULES[s] is splits.RULES[s] for s in heldout.SOURCES
-    )
+    assert set(heldout.RULES) == set(heldout.SOURCES)
+    assert all(heldout.RULES[s] is splits.RULES[s] for s in heldout.SOURCES)  # one definition
     for source in heldout.SOURCES:
         assert all(heldout.split(source, f"x{i}") == splits.split_of(source, f"x{i}") for i in range(100))
     with pytest.raises(KeyError):
