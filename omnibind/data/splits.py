@@ -39,6 +39,11 @@ RULES: dict[str, SplitRule] = {
     "stereo": SplitRule(test_pct=100, val_pct=0),  # the one real depth pair is kept for evaluation
     "meshes": SplitRule(test_pct=20, val_pct=10),
     "text-chat": SplitRule(test_pct=5, val_pct=5),
+    # the fixed held-out sets of real photos and sounds (omnibind/data/sources/heldout.py): sounds hold
+    # out more so the sound test set has at least 10 classes; every scikit-image photo is a test photo
+    "gcompris-photos": SplitRule(test_pct=15, val_pct=5),
+    "gcompris-sounds": SplitRule(test_pct=25, val_pct=5),
+    "skimage-photos": SplitRule(test_pct=100, val_pct=0),
 }
 """Per-source rules; any other source (user datasets) gets ``DEFAULT_RULE`` (10% test, 5% val)."""
 

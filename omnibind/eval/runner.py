@@ -13,8 +13,11 @@ Methods (``task.method``):
 
 Systems scored on every task: ``model`` and the task's baselines — ``chance`` (a uniformly random
 option; for captions a random other sample's reference), ``text_only`` (the same prompt with the
-media removed) and ``caption`` (the media replaced by a modality expert's text: ImageNet labels of
-the image classifier, a Whisper transcript; ImageBind-LLM's and X-InstructBLIP's caption baselines).
+media removed), ``caption`` (the media replaced by a modality expert's text: ImageNet labels of
+the image classifier, a Whisper transcript; ImageBind-LLM's and X-InstructBLIP's caption baselines)
+and, for ``generate`` tasks on images, ``imagenet_top1`` (no LLM: the reply is the image
+classifier's top-1 class as its everyday name, ``omnibind.encoders.experts.common_labels``; does
+the classifier alone name the object?).
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ class Runner:
         self.progress = progress
         self.baselines = baselines
         self._describer: Describer | None = None
+        self._classifier: Any | None = None  # the imagenet_top1 baseline's image classifier
 
     # -- public -----------------------------------------------------------------------------------------
     def run(self, task: Task, limit: int | None = None) -> TaskResult:
@@ -150,6 +154,8 @@ class Runner:
     def _outputs(self, task: Task, samples: list[Sample], system: str) -> list[Any]:
         if system == "chance":
             return chance_outputs(task, samples, self.seed)
+        if system == "imagenet_top1":
+            return self._imagenet_top1(task, samples)
         if system == "caption" and self._describer is None:
             self._describer = Describer(self.model.image_encoder())
         if task.method == "bind":
@@ -157,6 +163,28 @@ class Runner:
         if task.method == "rank":
             return self._rank(task, samples, system)
         return self._generate(task, samples, system)
+
+    def _imagenet_top1(self, task: Task, samples: list[Sample]) -> list[Any]:
+        """Per sample, the image classifier's best everyday name ('' when it has none) as the reply."""
+        if task.method != "generate":
+            raise ConfigError(f"{task.name}: the imagenet_top1 baseline answers 'generate' tasks only")
+        from omnibind.encoders.experts import common_labels
+        from omnibind.modalities import load_part
+
+        out: list[Any] = [None] * len(samples)
+        for i, s in enumerate(samples):
+            part = s.media[0]
+            if part.modality != "image":
+                raise ConfigError(f"{task.name}: the imagenet_top1 baseline needs an image, got {part.modality}")
+            key, req, hit = self._cached(task, s, {"method": "imagenet_top1", "media": media_id(part)})
+            if hit is None:
+                if self._classifier is None:
+                    self._classifier = self.model.image_encoder() or _shipped_image_classifier()
+                best = common_labels(self._classifier, [load_part(part)], k=1)[0]
+                hit = best[0][0] if best else ""
+                self._store(task, s, key, req, hit)
+            out[i] = hit
+        return out
 
     def _describe(self, part: MediaPart) -> str:
         assert self._describer is not None
@@ -267,6 +295,15 @@ class Runner:
             bar.update(len(chunk))
         bar.close()
         return out
+
+
+def _shipped_image_classifier() -> Any:
+    """The packaged EfficientNet-Lite0 with its ImageNet head (a model or endpoint without one)."""
+    from omnibind.encoders import ENCODERS
+
+    enc = ENCODERS.get("efficientnet_lite0")()
+    enc.eval()
+    return enc
 
 
 def extract(task: Task, sample: Sample, raw: Any) -> Any:

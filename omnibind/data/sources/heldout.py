@@ -1,14 +1,13 @@
 """Fixed held-out sets of real labelled photos and sounds (GCompris + scikit-image).
 
-The split of each item is fixed by ``omnibind.data.splits.bucket(source, item_id)`` (SHA-256 of
+The split of each item is ``omnibind.data.splits.split_of(source, item_id)`` (SHA-256 of
 ``"<source>/<item id>"``), so training and evaluation agree on any machine and in any order.
-The percentages are ``RULES`` below: GCompris sounds hold out more (25%) than photos (15%) so the
-sound test set has at least 10 classes; every scikit-image photo is a test photo (like the one
-real stereo pair in ``splits.RULES``). With the Debian packages installed the test sets are
-45 photos of 41 classes and 14 sounds of 13 classes (``docs/SOURCES.md``).
-
-These rules belong in ``splits.RULES`` (the lead merges them); until then ``split`` applies them
-with the same bucket arithmetic as ``splits.split_of``.
+The percentages live in ``splits.RULES`` (``RULES`` here is the view of this module's three
+sources): GCompris sounds hold out more (25%) than photos (15%) so the sound test set has at least
+10 classes; every scikit-image photo is a test photo (like the one real stereo pair). With the
+Debian packages installed the test sets are 46 photos of 40 classes and 14 sounds of 13 classes
+(``docs/SOURCES.md``); the eval datasets ``heldout_photos`` / ``heldout_sounds`` and the ``seeing``
+suite read them (docs/EVALUATION.md).
 """
 
 from __future__ import annotations
@@ -16,14 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from omnibind.data import splits
 from omnibind.data.sources import gcompris, skimage_photos
-from omnibind.data.splits import SplitRule, bucket
+from omnibind.data.splits import SplitRule
 
-RULES: dict[str, SplitRule] = {
-    "gcompris-photos": SplitRule(test_pct=15, val_pct=5),
-    "gcompris-sounds": SplitRule(test_pct=25, val_pct=5),
-    "skimage-photos": SplitRule(test_pct=100, val_pct=0),
-}
+SOURCES = ("gcompris-photos", "gcompris-sounds", "skimage-photos")
+RULES: dict[str, SplitRule] = {s: splits.RULES[s] for s in SOURCES}
+"""This module's rules, as ``splits.RULES`` defines them (one definition)."""
 
 
 @dataclass(frozen=True)
@@ -40,11 +38,9 @@ class LabelledFile:
 
 def split(source: str, item_id: str) -> str:
     """``"train"``, ``"val"`` or ``"test"`` for an item of one of the ``RULES`` sources."""
-    rule = RULES[source]
-    b = bucket(source, item_id)
-    if b < rule.test_pct:
-        return "test"
-    return "val" if b < rule.test_pct + rule.val_pct else "train"
+    if source not in RULES:  # another source's items are not part of these sets
+        raise KeyError(source)
+    return splits.split_of(source, item_id)
 
 
 def photo_items() -> list[LabelledFile]:

@@ -14,12 +14,15 @@ so a training pipeline can exclude exactly those. Item ids:
 * ``shapes-eval``: procedural point clouds generated here from seeds ≥ 1,000,000 (training
   generators must use smaller seeds); they exist nowhere else.
 
+* ``heldout_photos`` / ``heldout_sounds``: the fixed held-out sets of real photos and sounds
+  (``omnibind.data.sources.heldout``: GCompris, scikit-image); ids ``<source>:<item id>``.
 * ``heldout_jsonl``: the ``<source>.test.jsonl`` files the data builders write (the ``results``
   suite); ids are the builders' sample ids.
 
 A builder returns ``Sample``s in a fixed order; ``select`` applies ``--limit`` deterministically.
 Modules: ``base`` (``Sample``, the ``DATASETS`` registry, ``build``, ``select``), ``standard`` (the
-packaged sources), ``composites`` (POPE, DisCRn), ``heldout`` (the builders' test files).
+packaged sources), ``composites`` (POPE, DisCRn), ``heldout`` (the builders' test files),
+``realsets`` (the held-out real photos and sounds).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from omnibind.data.sources.tuxpaint import Stamp, stamp_name, stamps
 from omnibind.eval.datasets.base import DATASETS, Sample, build, select
 from omnibind.eval.datasets.composites import POPE_SETTINGS, discrn, pope, pope_objects
 from omnibind.eval.datasets.heldout import heldout_jsonl
+from omnibind.eval.datasets.realsets import heldout_photos, heldout_sounds
 from omnibind.eval.datasets.standard import (
     CATEGORY_NAMES,
     FASHION_CLASSES,
@@ -69,6 +73,8 @@ __all__ = [
     "held_out_lists",
     "held_out_stamps",
     "heldout_jsonl",
+    "heldout_photos",
+    "heldout_sounds",
     "pope",
     "pope_objects",
     "select",

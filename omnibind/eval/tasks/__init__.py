@@ -46,7 +46,7 @@ RESULTS_TAG = "results"
 SUITES_FILE = TASKS_DIR / "suites.yaml"
 METHODS = ("bind", "rank", "generate", "hook")
 SELECTIONS = ("stratified", "dataset")
-BASELINES = ("chance", "text_only", "caption")
+BASELINES = ("chance", "text_only", "caption", "imagenet_top1")
 _KEYS = {
     "task",
     "description",
