@@ -19,8 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 COPY_BYTES = 256 * 2**20  # far above any last-level cache, so the copy measures DRAM
 COPY_REPEATS = 7
 
@@ -35,6 +33,8 @@ def copy_bandwidth(n_bytes: int = COPY_BYTES, repeats: int = COPY_REPEATS, *, th
     all the bandwidth the decode's threads do.
     """
     import threading
+
+    import numpy as np  # here, not at module top: `omnibind --help` mounts this module's command
 
     src = np.ones(max(threads, n_bytes // 8), dtype=np.float64)
     dst = np.empty_like(src)
