@@ -59,6 +59,21 @@ def tiny_llm_dir(tmp_path_factory: pytest.TempPathFactory, smollm_dir: Path) -> 
 
 
 @pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory: pytest.TempPathFactory, tiny_llm_dir: Path) -> Path:
+    """The tiny random LLM exported to an f32 GGUF (llama.cpp tests and the bench's engine limits)."""
+    from transformers import AutoModelForCausalLM
+
+    from omnibind.llm.gguf_io import guess_tokenizer_pre, write_llama_gguf
+
+    hf = AutoModelForCausalLM.from_pretrained(str(tiny_llm_dir), dtype=torch.float32)
+    out = tmp_path_factory.mktemp("tiny_gguf") / "tiny.gguf"
+    write_llama_gguf(
+        hf, out, outtype="f32", tokenizer_dir=tiny_llm_dir, tokenizer_pre=guess_tokenizer_pre(tiny_llm_dir)
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
 def tiny_config_dict(tiny_llm_dir: Path) -> dict:
     """A complete model config over the tiny LLM and the tiny test encoder for every modality."""
     import tests.tiny_encoder  # noqa: F401  (registers "test_tiny")

@@ -171,21 +171,6 @@ def test_llamacpp_missing_matches_the_install():
 # --- the engine-limits measurements themselves, on the tiny GGUF (shapes, not timings) ----------
 
 
-@pytest.fixture(scope="module")
-def tiny_gguf(tmp_path_factory: pytest.TempPathFactory, tiny_llm_dir: Path) -> Path:
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from omnibind.llm.gguf_io import guess_tokenizer_pre, write_llama_gguf
-
-    hf = AutoModelForCausalLM.from_pretrained(str(tiny_llm_dir), dtype=torch.float32)
-    out = tmp_path_factory.mktemp("tiny_gguf") / "tiny.gguf"
-    write_llama_gguf(
-        hf, out, outtype="f32", tokenizer_dir=tiny_llm_dir, tokenizer_pre=guess_tokenizer_pre(tiny_llm_dir)
-    )
-    return out
-
-
 def test_bytes_per_token_and_bound(tiny_gguf: Path):
     from gguf import GGUFReader
 
