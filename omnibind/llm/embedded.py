@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 
 from omnibind.atomic import atomic_dir, atomic_file, atomic_write_text, recover_dir
@@ -84,6 +85,9 @@ def _convert(gguf: Path, target: Path, stamp: str) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    # the one long step of a first start: say so, even where progress bars are hidden (the CLI hides
+    # the libraries' per-load bars on warm starts)
+    print(f"omnibind: converting the embedded LLM once (~30 s) into {target}", file=sys.stderr, flush=True)
     with atomic_dir(target) as tmp:
         tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)

@@ -19,10 +19,26 @@ ModelOpt = typer.Option(None, "--model", "-m", help="Checkpoint folder, config f
 BackendOpt = typer.Option(None, "--backend", help="LLM backend override: transformers | llamacpp.")
 
 
-def _load(model: str | None, backend: str | None = None) -> Any:
+def _load(model: str | None, backend: str | None = None, *, verbose: bool = False) -> Any:
+    _quiet_loading(verbose)
     import omnibind
 
     return omnibind.load(model, backend=backend)
+
+
+def _quiet_loading(verbose: bool) -> None:
+    """Hide the libraries' per-load progress bars ("Loading weights …" for MiniLM and the LLM on every
+    warm start: noise before every answer) unless ``-v`` or ``OMNIBIND_VERBOSE=1`` asks for them.
+
+    huggingface_hub reads the variable once, at import, so it is set before anything imports it; a
+    value the user set wins. The one long step, the first conversion of the embedded LLM, says so on
+    stderr itself (``omnibind.llm.embedded``).
+    """
+    import os
+
+    if verbose or os.environ.get("OMNIBIND_VERBOSE", "") not in ("", "0"):
+        return
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def _fail(err: Exception) -> None:
@@ -67,6 +83,7 @@ def chat(
         "--experts/--no-experts",
         help="Add modality-expert notes (image labels, speech transcripts); default: the model config's.",
     ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the libraries' loading progress bars."),
 ) -> None:
     """Ask about any mix of inputs: `omnibind chat "What is this?" --image cat.png --audio meow.wav`."""
     flags = dict(locals())  # the command's parameters by name, before any other local exists
@@ -79,7 +96,7 @@ def chat(
         gen["experts"] = experts
     try:
         parts = _media_parts(flags, opts)
-        m = _load(model, backend)
+        m = _load(model, backend, verbose=verbose)
         history: list[Message] = [Message.system(system)] if system else []
         if prompt is not None and not interactive:
             _answer(m, [*history, Message.user(*parts, prompt)], gen, stream)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -63,7 +64,7 @@ def test_chat_flags_become_parts_and_generation_options(monkeypatch):
     import omnibind.serve.cli as cli
 
     got: dict = {}
-    monkeypatch.setattr(cli, "_load", lambda *a: object())
+    monkeypatch.setattr(cli, "_load", lambda *a, **kw: object())
     monkeypatch.setattr(cli, "_answer", lambda m, conv, gen, stream: got.update(conv=conv, gen=gen))
     args = ["chat", "hi", "--imu", "x.csv", "--image", "a.png", "--imu-rate", "50", "--temperature", "0.5"]
     assert runner.invoke(app, [*args, "--seed", "3"]).exit_code == 0
@@ -77,3 +78,23 @@ def test_chat_flags_become_parts_and_generation_options(monkeypatch):
     }
     media = [(p.modality, p.source, p.options) for p in got["conv"][0].media]
     assert media == [("image", "a.png", {}), ("imu", "x.csv", {"sample_rate": 50.0})]
+
+
+def test_warm_start_hides_loading_bars_unless_asked(monkeypatch):
+    """`omnibind chat` hides the per-load "Loading weights" bars (set before huggingface_hub reads
+    the variable); -v, OMNIBIND_VERBOSE=1 or the user's own setting win."""
+    from omnibind.serve import cli as serve_cli
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    monkeypatch.delenv("OMNIBIND_VERBOSE", raising=False)
+    serve_cli._quiet_loading(verbose=True)
+    assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
+    monkeypatch.setenv("OMNIBIND_VERBOSE", "1")
+    serve_cli._quiet_loading(verbose=False)
+    assert "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ
+    monkeypatch.delenv("OMNIBIND_VERBOSE")
+    serve_cli._quiet_loading(verbose=False)
+    assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "1"
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "0")
+    serve_cli._quiet_loading(verbose=False)
+    assert os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] == "0"
