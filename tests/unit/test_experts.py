@@ -193,7 +193,7 @@ def test_cli_experts_flag(monkeypatch):
     from omnibind.cli import app
 
     got: list[dict] = []
-    monkeypatch.setattr(cli, "_load", lambda *a: object())
+    monkeypatch.setattr(cli, "_load", lambda *a, **k: object())
     monkeypatch.setattr(cli, "_answer", lambda m, conv, gen, stream: got.append(gen))
     runner = CliRunner()
     for flag in ("--experts", "--no-experts"):
