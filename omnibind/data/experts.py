@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from omnibind.data.format import Sample
@@ -106,3 +107,26 @@ def common_names_module(names: list[str] | None = None) -> str:
         '"""\n\n'
         f"COMMON_NAMES: tuple[str, ...] = (\n{body})\n"
     )
+
+
+def annotate_files(
+    paths: list[str | Path],
+    *,
+    labels: bool = True,
+    transcripts: bool = True,
+    k: int = 3,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, int]:
+    """``add_experts`` over whole dataset files, rewritten in place (atomically, one file at a time).
+
+    The training pipeline's ``prepare`` step calls this with ``experts: true``, so the notes a model
+    is trained with are the ones it makes at inference (same encoder, same ``k``, same phrasing).
+    """
+    from omnibind.data.format import read_dataset, write_jsonl
+
+    samples_by_file = {Path(p): read_dataset(p) for p in paths}
+    every = [s for ss in samples_by_file.values() for s in ss]
+    counts = add_experts(every, labels=labels, transcripts=transcripts, k=k, progress=progress)
+    for path, samples in samples_by_file.items():
+        write_jsonl(path, samples)
+    return counts

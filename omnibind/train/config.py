@@ -48,6 +48,9 @@ class DataConfig:
     max_samples: int | None = None
     max_val_samples: int = 64
     feature_cache: str | None = None
+    # share of samples shown with their media's expert notes (labels, transcript) stored by the
+    # prepare step's ``experts: true``; the rest without, so the model learns both and when to trust them
+    experts: float = 0.0
 
 
 @dataclass
@@ -125,6 +128,8 @@ class TrainConfig:
                 raise ConfigError(f"bind.pairs: each pair needs two modalities, got {pair}")
         if self.optim.batch_size < 1 or self.optim.max_steps < 1 or self.optim.grad_accum < 1:
             raise ConfigError("optim: batch_size, grad_accum and max_steps must be ≥ 1")
+        if not 0.0 <= float(self.data.experts) <= 1.0:
+            raise ConfigError(f"data.experts: a share between 0 and 1, got {self.data.experts!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -36,9 +36,22 @@ def _caption(sample: Any, conversation: Conversation) -> str | None:
     return None
 
 
-def to_train_sample(sample: Any) -> TrainSample:
-    """A dataset ``Sample`` as the trainer sees it (its conversation, media parts and caption)."""
-    conv = sample.to_messages()
+def with_experts(sample_id: str, share: float) -> bool:
+    """Whether a sample is shown with its expert notes: a fixed ``share`` of the samples, chosen by
+    a hash of the id (the same samples in every run and every process)."""
+    if share <= 0:
+        return False
+    if share >= 1:
+        return True
+    from omnibind.data.splits import bucket
+
+    return bucket("experts", sample_id) < share * 100
+
+
+def to_train_sample(sample: Any, *, experts: bool = False) -> TrainSample:
+    """A dataset ``Sample`` as the trainer sees it (its conversation, media parts and caption);
+    ``experts=True`` renders the media's stored expert notes after them, as inference does."""
+    conv = sample.to_messages(experts=experts)
     media = [p for m in conv for p in m.content if isinstance(p, MediaPart)]
     return TrainSample(sample.id, conv, media, _caption(sample, conv), sample.source)
 
@@ -50,12 +63,14 @@ def load_samples(
     limit: int | None = None,
     text_only: bool = True,
     tasks: Sequence[str] = (),
+    experts: float = 0.0,
 ) -> list[TrainSample]:
     """Read dataset files; keep samples whose media are all in ``modalities`` (empty = any), at most ``limit`` per file.
 
     ``text_only=False`` drops language-only samples (the alignment stage trains on media only).
     ``tasks`` keeps only samples whose ``task`` field is listed (e.g. ``caption``); empty = all.
     Malformed lines raise ``DatasetError`` naming ``file:line`` — nothing is dropped silently.
+    ``experts``: the share of samples rendered with their stored expert notes (``with_experts``).
     """
     from omnibind.data.format import read_dataset
 
@@ -67,7 +82,7 @@ def load_samples(
         for s in read_dataset(p):
             if tasks and s.extra.get("task") not in tasks:
                 continue
-            ts = to_train_sample(s)
+            ts = to_train_sample(s, experts=with_experts(s.id, experts))
             if modalities and not ts.modalities <= set(modalities):
                 continue
             if not ts.media and not text_only:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -249,7 +250,14 @@ class BindTask:
 def _samples(cfg: TrainConfig, which: str, *, text_only: bool) -> list[TrainSample]:
     paths = cfg.data.train if which == "train" else cfg.data.val
     limit = cfg.data.max_samples if which == "train" else cfg.data.max_val_samples
-    return load_samples(paths, modalities=cfg.data.modalities, limit=limit, text_only=text_only, tasks=cfg.data.tasks)
+    return load_samples(
+        paths,
+        modalities=cfg.data.modalities,
+        limit=limit,
+        text_only=text_only,
+        tasks=cfg.data.tasks,
+        experts=cfg.data.experts,
+    )
 
 
 def run_stage(cfg: TrainConfig, *, progress: bool = True, stop_after: int | None = None) -> TrainResult:
@@ -371,13 +379,16 @@ def prepare_data(steps: Sequence[dict[str, Any]], root: str | Path = ".") -> Non
     from omnibind.train.loop import launched_world_size
 
     for st in steps:
-        unknown = set(st) - {"source", "out", "limit"}
+        unknown = set(st) - {"source", "out", "limit", "experts"}
         if unknown or "source" not in st or "out" not in st:
-            raise ConfigError(f"prepare: each step needs 'source' and 'out' (and optional 'limit'); got {st}")
+            raise ConfigError(
+                f"prepare: each step needs 'source' and 'out' (and optional 'limit', 'experts'); got {st}"
+            )
         if st["source"] not in BUILDERS:
             raise ConfigError(f"prepare: unknown data source {st['source']!r}; expected one of {sorted(BUILDERS)}")
         out = Path(root) / st["out"]
         if (out / f"{st['source']}.train.jsonl").is_file():
+            _experts_step(st, out)
             continue
         kwargs = {"limit": st["limit"]} if "limit" in st else {}
         if launched_world_size() > 1:
@@ -388,6 +399,23 @@ def prepare_data(steps: Sequence[dict[str, Any]], root: str | Path = ".") -> Non
             )
         res = build(st["source"], out, **kwargs)
         print(f"built {st['source']}: {dict(res.samples)} samples, {len(res.skipped)} items skipped")
+        _experts_step(st, out)
+
+
+def _experts_step(st: dict[str, Any], out: Path) -> None:
+    """``experts: true``: add the image-labels and transcript notes to the train and val files once
+    (a marker file records it), so ``data.experts`` can train with the notes the model makes itself."""
+    if not st.get("experts"):
+        return
+    from omnibind.data.experts import annotate_files
+
+    marker = out / f".{st['source']}.experts"
+    if marker.is_file():
+        return
+    files = [p for p in (out / f"{st['source']}.{split}.jsonl" for split in ("train", "val")) if p.is_file()]
+    counts = annotate_files(files)
+    marker.write_text(json.dumps(counts) + "\n")
+    print(f"experts for {st['source']}: {counts['images']} images labelled, {counts['audio']} sounds transcribed")
 
 
 def run_pipeline(pipe: PipelineConfig, *, progress: bool = True) -> list[TrainResult]:

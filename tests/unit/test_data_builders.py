@@ -21,7 +21,13 @@ SMALL = {
     "meshes": {"views": 3},
     "stereo": {},
     "text-chat": {},
+    "gcompris-photos": {},
+    "gcompris-sounds": {},
+    "openclipart": {},
+    "scenes": {},
+    "pairs": {},  # built last: it reads the caption files of the builders above
 }
+MIXED = ("scenes", "pairs")  # items made of other items: their parts' split, not split_of(source, item)
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +50,15 @@ def test_builder_output_is_valid_and_split_correctly(built, source: str) -> None
     for split, path in r.files.items():
         rows = _rows(path)
         assert all(row["split"] == split and row["source"] == source for row in rows)
-        assert all(split_of(source, row["item"]) == split for row in rows)
+        if source not in MIXED:
+            assert all(split_of(source, row["item"]) == split for row in rows)
         items_by_split[split] = {row["item"] for row in rows}
         assert len(items_by_split[split]) <= 2  # limit is per split
         report = check_dataset(path)  # decodes every medium with omnibind.modalities
         assert report.ok, [str(i) for i in report.issues]
     assert not items_by_split["train"] & (items_by_split["val"] | items_by_split["test"])
+    if source in ("gcompris-photos", "gcompris-sounds", "openclipart") and not r.items["train"]:
+        pytest.skip(f"{source}: its Debian package is not installed (make sysdeps)")
     if source != "stereo":  # the one stereo pair is held out by rule
         assert items_by_split["train"], f"{source}: no training items"
 

@@ -22,6 +22,12 @@ BUILDERS: dict[str, tuple[str, str, int | None]] = {
     "meshes": ("meshes", "build_meshes", None),
     "stereo": ("meshes", "build_stereo", None),
     "text-chat": ("textchat", "build_text_chat", 500),
+    "gcompris-photos": ("gcompris", "build_gcompris_photos", None),
+    "gcompris-sounds": ("gcompris", "build_gcompris_sounds", None),
+    "openclipart": ("openclipart", "build_openclipart", None),
+    # made of other items: scenes of training stamps; pairs read the caption files built before them
+    "scenes": ("mixes", "build_scenes", None),
+    "pairs": ("mixes", "build_pairs", None),
 }
 UNSET: Any = object()
 

@@ -91,9 +91,12 @@ class DatasetWriter:
     def rel(self, path: Path) -> str:
         return path.relative_to(self.out).as_posix()
 
-    def add_item(self, item: str, samples: list[dict[str, Any]]) -> None:
-        """Add all samples of one item (ids must be unique); they get the item's fixed split."""
-        split = self.split(item)
+    def add_item(self, item: str, samples: list[dict[str, Any]], *, split: str | None = None) -> None:
+        """Add all samples of one item (ids must be unique); they get the item's fixed split.
+
+        ``split`` is for items made of other sources' items (a scene of training stamps): the
+        caller gives the split its parts share, so a held-out part never reaches a train file."""
+        split = split or self.split(item)
         if split not in self.splits:
             return
         for s in samples:

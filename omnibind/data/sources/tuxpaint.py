@@ -12,6 +12,7 @@ article) and ``stamp_name`` (a short lower-case name for closed-vocabulary evalu
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -87,3 +88,16 @@ def _stamps(root: str) -> tuple[Stamp, ...]:
             )
         )
     return tuple(out)
+
+
+ATTRIBUTES: dict[str, Callable[[str], bool]] = {
+    "an animal": lambda sid: sid.startswith("animals/"),
+    "a musical instrument": lambda sid: sid.startswith("hobbies/music"),
+    "food": lambda sid: sid.startswith("food/"),
+    "a vehicle": lambda sid: sid.startswith("vehicles/"),
+    "a plant": lambda sid: sid.startswith("plants/"),
+    "a household object": lambda sid: sid.startswith("household/"),
+    "a letter or a digit": lambda sid: sid.startswith(("symbols/alphabets", "symbols/math")),
+}
+"""Properties a DisCRn-style question asks about (\"which input is an animal?\"), decided from the
+stamp's category folder; the evaluation and the training pairs both read them."""

@@ -4,12 +4,14 @@ stamps, and DisCRn-style questions over two inputs of different modalities."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from omnibind.data.sources.tuxpaint import Stamp
+from omnibind.data.composite import compose_grid, scene_stamps
+from omnibind.data.sources.tuxpaint import ATTRIBUTES, Stamp, stamps
+from omnibind.data.splits import split_of
 from omnibind.errors import InputError
 from omnibind.eval.datasets.base import DATASETS, Sample
 from omnibind.eval.datasets.standard import STAMPS_DIR, held_out_stamps, shapes_points
@@ -17,37 +19,11 @@ from omnibind.messages import MediaPart
 
 # --- POPE on composites of tuxpaint stamps -------------------------------------------------------
 POPE_SETTINGS = ("random", "popular", "adversarial")
-_POPE_SKIP = ("symbols", "cartoon", "people", "seasonal", "military", "medical")
 
 
 def pope_objects(root: str = str(STAMPS_DIR)) -> list[Stamp]:
     """Held-out stamps usable as POPE objects: photo-like categories, short unique names."""
-    seen: set[str] = set()
-    out = []
-    for s in held_out_stamps("image", root):
-        if s.category in _POPE_SKIP or not s.name or len(s.name.split()) > 3 or s.name in seen:
-            continue
-        seen.add(s.name)
-        out.append(s)
-    return out
-
-
-def _composite(objs: Sequence[Stamp], rng: np.random.Generator, size: int = 336) -> np.ndarray:
-    """Paste stamps into distinct cells of a 2×2 grid on a white canvas (alpha-composited)."""
-    from PIL import Image as PILImage
-
-    canvas = PILImage.new("RGBA", (size, size), (255, 255, 255, 255))
-    cell = size // 2
-    cells = rng.permutation(4)[: len(objs)]
-    for s, c in zip(objs, cells):
-        assert s.image is not None
-        with PILImage.open(s.image) as im:
-            im = im.convert("RGBA")
-            im.thumbnail((int(cell * 0.9), int(cell * 0.9)))
-            x = (c % 2) * cell + (cell - im.width) // 2
-            y = (c // 2) * cell + (cell - im.height) // 2
-            canvas.alpha_composite(im, (int(x), int(y)))
-    return np.asarray(canvas.convert("RGB"))
+    return scene_stamps(stamps(root), "test", lambda sid: split_of("tuxpaint", sid))
 
 
 @DATASETS.register("pope")
@@ -91,7 +67,7 @@ def pope(
     neg_rng = np.random.default_rng(seed + 1)
     out = []
     for k, sc in enumerate(scenes):
-        img = _composite([vocab[i] for i in sc], np.random.default_rng(seed * 7919 + k))
+        img = compose_grid([vocab[i].image for i in sc], np.random.default_rng(seed * 7919 + k))  # type: ignore[misc]
         present = set(sc)
         negatives = _pope_negatives(setting, present, len(vocab), freq, cooc, neg_rng, objects)
         group = f"pope-{k}"
@@ -149,18 +125,6 @@ def _pope_negatives(
 
 
 # --- DisCRn-style cross-modal pairs -------------------------------------------------------------
-ATTRIBUTES: dict[str, Callable[[str], bool]] = {
-    "an animal": lambda sid: sid.startswith("animals/"),
-    "a musical instrument": lambda sid: sid.startswith("hobbies/music"),
-    "food": lambda sid: sid.startswith("food/"),
-    "a vehicle": lambda sid: sid.startswith("vehicles/"),
-    "a plant": lambda sid: sid.startswith("plants/"),
-    "a household object": lambda sid: sid.startswith("household/"),
-    "a letter or a digit": lambda sid: sid.startswith(("symbols/alphabets", "symbols/math")),
-}
-"""Properties a DisCRn question asks about, decided from the stamp's category folder."""
-
-
 @dataclass(frozen=True)
 class _Entity:
     modality: str
