@@ -98,7 +98,7 @@ train-embedded: install-dev sysdeps
 # input per embed() call, and --threads = every core, as the figures in docs/RESULTS.md were measured.
 MODEL ?=
 results: install-dev sysdeps
-	$(OMNIBIND) data build tuxpaint tuxpaint-sounds easy-vqa basicmotions meshes text-chat --out runs/embedded/data
+	$(OMNIBIND) data build tuxpaint tuxpaint-sounds easy-vqa basicmotions meshes text-chat openclipart --out runs/embedded/data
 	$(OMNIBIND) eval run --suite results --batch-size 1 --threads $$(nproc) --out runs/embedded/results $(if $(MODEL),--model $(MODEL))
 
 eval-quick: install-dev sysdeps

@@ -55,6 +55,9 @@ class ProjectorConfig:
     (a 2-D feature map to the ``token_grid`` [rows, cols], default the squarest grid of ``num_tokens``);
     ``classes``: the encoder's classifier distribution (EfficientNet-Lite0's 1000 ImageNet classes).
     Only projectors that declare ``supports_inputs`` (``feature_mlp``) read more than ``bind``.
+    ``feature_modalities``: of the modalities this projector serves, the ones whose encoder inputs it
+    reads (default: all); the others reach it with their bind vector alone (a shared projector need
+    not carry input layers for modalities it was never trained on).
     """
 
     name: str = "linear"
@@ -62,6 +65,7 @@ class ProjectorConfig:
     params: dict[str, Any] = field(default_factory=dict)
     inputs: list[str] = field(default_factory=lambda: ["bind"])
     token_grid: list[int] | None = None
+    feature_modalities: list[str] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.num_tokens, int) or self.num_tokens < 1:

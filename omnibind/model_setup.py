@@ -57,6 +57,13 @@ def build_projector(
     """
     cls = PROJECTORS.get(pcfg.name)
     served = {m: dims[m] for m in served_modalities(config, key) if m in dims}
+    if pcfg.feature_modalities is not None:
+        unknown = sorted(set(pcfg.feature_modalities) - set(served))
+        if unknown:
+            raise ConfigError(
+                f"projectors.{key}: feature_modalities {unknown} are not modalities it serves ({sorted(served)})"
+            )
+        served = {m: d for m, d in served.items() if m in pcfg.feature_modalities}
     extra = [i for i in pcfg.inputs if i != "bind"]
     if not cls.supports_inputs:
         if list(pcfg.inputs) != ["bind"] or pcfg.token_grid is not None:

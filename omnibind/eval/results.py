@@ -162,6 +162,7 @@ def tables(body: dict[str, Any]) -> str:
     for name, title in (
         ("results_tuxpaint_what", 'Tux Paint "What is this?" names the object'),
         ("results_tuxpaint_what_labels", "same, + image-labels expert at inference"),
+        ("results_openclipart_what", 'Openclipart "What is this?" names the object'),
     ):
         m, t = _metrics(body, name), _metrics(body, name, "text_only")
         if m and t:
@@ -197,7 +198,7 @@ def tables(body: dict[str, Any]) -> str:
         ]
     lines += [
         "",
-        "| zero-shot (projector saw images only) | n | labels | chance | text-only | LLM | LLM, calibrated | "
+        "| other modalities through the LLM | n | labels | chance | text-only | LLM | LLM, calibrated | "
         "LLM + cache | LLM + cache, calibrated | bind space only |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]

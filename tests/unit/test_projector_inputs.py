@@ -288,3 +288,25 @@ def test_pooled_only_cache_is_refilled_for_a_tokens_reader(tmp_path: Path) -> No
     pooled_only = FeatureCache(tmp_path, store_tokens=False, progress=False)
     pooled_only.get_or_compute(enc, items)
     assert pooled_only.computed == 0
+
+
+def test_feature_modalities_limit_the_input_layers(tiny_config_dict: dict, files: dict[str, Path]) -> None:
+    """A shared projector reads encoder features only for ``feature_modalities``; the others reach
+    it by their bind vector alone (the default model has no video/thermal/text pairs for the LLM)."""
+    d = _config(tiny_config_dict, None)
+    served = sorted(m for m in d["encoders"] if m not in d["projectors"] or m == "*")
+    keep = [m for m in served if m != "audio"][:1]
+    d["projectors"]["*"] = {
+        "name": "feature_mlp",
+        "num_tokens": K,
+        "inputs": ["bind", "pooled"],
+        "feature_modalities": keep,
+    }
+    core = _model(d)
+    shared = next(p for p in core.projectors.values() if getattr(p, "features", None) is not None)
+    assert sorted(shared.pooled_in) == keep
+    (soft,) = core.soft_tokens(core.prepare([Message.user(Audio(str(files["audio"])), "Q")]).inputs)
+    assert soft.shape == (K, core.llm.hidden_size)  # audio: bind path only, no input layer needed
+    d["projectors"]["*"]["feature_modalities"] = ["nonsense"]
+    with pytest.raises(ConfigError, match="feature_modalities"):
+        _model(d)

@@ -88,6 +88,22 @@ class DatasetWriter:
             shutil.copyfile(src, dst)
         return self.rel(dst)
 
+    def copy_image(self, src: str | Path, relative: str, *, max_side: int = 1024) -> str:
+        """Copy a packaged picture, downscaled to ``max_side`` when larger (a few Openclipart
+        drawings are 10,000+ pixels wide, past the image loader's pixel limit for untrusted input)."""
+        from PIL import Image
+
+        with Image.open(src) as im:
+            if max(im.size) <= max_side:
+                return self.copy(src, relative)
+            dst = self.media_path(relative)
+            if not dst.exists():
+                im.draft("RGBA", (max_side, max_side))  # decode no more than needed where the format allows
+                small = im.copy()
+                small.thumbnail((max_side, max_side))
+                small.save(dst)
+        return self.rel(dst)
+
     def rel(self, path: Path) -> str:
         return path.relative_to(self.out).as_posix()
 

@@ -34,7 +34,7 @@ def build_openclipart(out: Path, *, limit=None, seed: int = 0, splits=("train", 
             continue
         per[it.label] += 1
         rng = item_rng(seed, "openclipart", item)
-        media = [{"type": "image", "path": w.copy(it.path, f"{item.replace('/', '__')}.png")}]
+        media = [{"type": "image", "path": w.copy_image(it.path, f"{item.replace('/', '__')}.png")}]
         samples = caption_samples(item, media, f"A drawing of {T.article(it.label)}.", it.label, labels, rng, n_qa=1)
         if it.basic and it.basic != it.label:
             samples.append(
