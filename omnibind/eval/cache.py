@@ -56,7 +56,11 @@ class OutputCache:
         self._db: sqlite3.Connection | None = None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(self.path), check_same_thread=False)
+            # several eval runs may share one cache file (two models evaluated side by side): wait for
+            # the other writer instead of failing with "database is locked", and let readers read
+            # while one writes (WAL)
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=60.0)
+            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS outputs (key TEXT PRIMARY KEY, fingerprint TEXT, task TEXT, "
                 "sample TEXT, request TEXT, value TEXT, created REAL)"

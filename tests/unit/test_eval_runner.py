@@ -220,3 +220,33 @@ def test_endpoint_model_against_the_omnibind_server(tiny_model, tasks: TaskRegis
         local = tiny_model.embed([_colour_samples()[0].media[0]])
         remote = ev.embed([_colour_samples()[0].media[0]])
         assert np.allclose(local, remote, atol=1e-4)
+
+
+def test_two_caches_on_one_file_write_at_once(tmp_path) -> None:
+    """Two eval runs sharing the output cache (two models side by side) must not fail with
+    "database is locked": each waits for the other's write."""
+    import threading
+
+    from omnibind.eval.cache import OutputCache
+
+    path = tmp_path / "outputs.sqlite"
+    caches = [OutputCache(path), OutputCache(path)]
+    errors: list[BaseException] = []
+
+    def write(c, tag: str) -> None:
+        try:
+            for i in range(200):
+                c.put(f"{tag}-{i}", "fp", "task", str(i), f"req-{tag}-{i}", {"v": i})
+                if i % 20 == 0:
+                    c.commit()
+            c.commit()
+        except BaseException as e:  # noqa: BLE001 - the test reports any failure
+            errors.append(e)
+
+    threads = [threading.Thread(target=write, args=(c, t)) for c, t in zip(caches, "ab")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert caches[0].get("b-199", "req-b-199") == {"v": 199}
