@@ -90,6 +90,11 @@ class Grammar:
     def __init__(self, root: Node, defs: dict[str, Node] | None = None):
         self.root = root
         self.defs = defs or {}
+        # (state set, character) → next state set, shared by every row decoding this grammar: tokens
+        # that share a prefix share its work, and so do the steps of n choices
+        self.memo: dict[tuple[frozenset[Stack], str], frozenset[Stack]] = {}
+        self.masks: dict[int, OrderedDict[frozenset[Stack], np.ndarray]] = {}
+        """Token masks by vocabulary (``id``) and state set, shared by the rows decoding this grammar."""
 
     @classmethod
     def json_object(cls) -> Grammar:
@@ -198,7 +203,9 @@ def _alt(options: list[Node]) -> Node:
 
 
 def _dumps(v: Any) -> str:
-    return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+    # ASCII only (non-ASCII as \u escapes): then every non-ASCII character the automaton sees is
+    # string content, where all behave alike, so one stands for all (``_NON_ASCII``)
+    return json.dumps(v, ensure_ascii=True, separators=(",", ":"))
 
 
 # --- the character-level automaton ------------------------------------------------------------------
@@ -212,13 +219,20 @@ class Matcher:
     def feed_text(self, text: str, states: frozenset[Stack] | None = None) -> frozenset[Stack]:
         """The states after ``text`` (empty: the text is not allowed here)."""
         cur = self.states if states is None else states
+        memo = self.grammar.memo
         for ch in text:
-            nxt: set[Stack] = set()
-            for st in cur:
-                nxt.update(self._feed(st, ch))
+            if not ch.isascii():
+                ch = _NON_ASCII
+            key = (cur, ch)
+            nxt = memo.get(key)
+            if nxt is None:
+                if len(memo) > _MEMO_LIMIT:
+                    memo.clear()
+                nxt = frozenset(s for st in cur for s in self._feed(st, ch))
+                memo[key] = nxt
             if not nxt:
-                return frozenset()
-            cur = frozenset(nxt)
+                return nxt
+            cur = nxt
         return cur
 
     def advance(self, text: str) -> None:
@@ -437,6 +451,8 @@ class Matcher:
 
 
 _NUM_END = ("int", "zero", "frac", "exp")
+_MEMO_LIMIT = 400_000
+_NON_ASCII = "\u00e9"  # stands for every non-ASCII character: outside strings none fits, inside all fit alike
 
 
 # --- the vocabulary side: token texts and masks --------------------------------------------------------
@@ -450,11 +466,24 @@ class Vocabulary:
         usable = np.array([bool(t) and "\ufffd" not in t for t in texts])
         self.lengths = np.array([len(t) for t in texts])
         self.plain = usable & np.array([not any(c in '"\\' or ord(c) < 0x20 for c in t) for t in texts])
-        first: dict[str, list[int]] = {}
+        # a character trie of the usable tokens (non-ASCII characters folded into one, as the automaton
+        # treats them alike): masking walks it once, so a prefix that dies prunes every token under it
+        self.children: list[dict[str, int]] = [{}]
+        self.ends: list[list[int]] = [[]]
         for i, t in enumerate(texts):
-            if usable[i]:
-                first.setdefault(t[0], []).append(i)
-        self.by_first = {c: np.asarray(ids) for c, ids in first.items()}
+            if not usable[i]:
+                continue
+            node = 0
+            for ch in t:
+                ch = ch if ch.isascii() else _NON_ASCII
+                nxt = self.children[node].get(ch)
+                if nxt is None:
+                    nxt = len(self.children)
+                    self.children[node][ch] = nxt
+                    self.children.append({})
+                    self.ends.append([])
+                node = nxt
+            self.ends[node].append(i)
         self.special = np.flatnonzero(~self.plain & usable)  # usable tokens with a quote/backslash/control char
 
     @classmethod
@@ -501,7 +530,7 @@ class TokenConstraint:
         self.matcher = Matcher(grammar)
         self.vocab = vocab
         self.eos_ids = sorted(eos_ids)
-        self._cache: OrderedDict[frozenset[Stack], np.ndarray] = OrderedDict()
+        self._cache = grammar.masks.setdefault(id(vocab), OrderedDict())
 
     @property
     def finished(self) -> bool:
@@ -521,19 +550,31 @@ class TokenConstraint:
             count, hi = free
             ok = self.vocab.plain if hi is None else self.vocab.plain & (self.vocab.lengths <= hi - count)
             allowed |= ok
-            candidates: Iterable[int] = self.vocab.special
+            for i in self.vocab.special:
+                if self.matcher.feed_text(self.vocab.texts[int(i)], states):
+                    allowed[int(i)] = True
         else:
-            firsts = [c for c in self.vocab.by_first if self.matcher.feed_text(c, states)]
-            candidates = np.concatenate([self.vocab.by_first[c] for c in firsts]) if firsts else np.zeros(0, int)
-        for i in candidates:
-            if self.matcher.feed_text(self.vocab.texts[int(i)], states):
-                allowed[int(i)] = True
+            self._walk(states, allowed)
         if self.matcher.can_end(states) or not allowed.any():  # stuck (should not happen): let it end
             allowed[self.eos_ids] = True
         self._cache[states] = allowed
         if len(self._cache) > 512:
             self._cache.popitem(last=False)
         return allowed
+
+    def _walk(self, states: frozenset[Stack], allowed: np.ndarray) -> None:
+        """Mark every token whose text keeps some stack alive (depth-first over the trie)."""
+        children, ends, feed = self.vocab.children, self.vocab.ends, self.matcher.feed_text
+        todo = [(0, states)]
+        while todo:
+            node, st = todo.pop()
+            for ch, child in children[node].items():
+                nxt = feed(ch, st)
+                if nxt:
+                    if ends[child]:
+                        allowed[ends[child]] = True
+                    if children[child]:
+                        todo.append((child, nxt))
 
     def accept(self, token: int) -> None:
         """Advance past a sampled token (end-of-sequence tokens add nothing)."""
