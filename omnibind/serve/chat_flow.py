@@ -174,13 +174,9 @@ async def chat_sse(
                     yield event({"content": text}, c, logprobs=lp)
                 continue
             results[c.index] = value
-            calls: list[dict[str, Any]] = []
-            if parser:
-                tail, calls = parser.finish()
-                if tail:
-                    yield event({"content": tail}, c)
-            elif lp:
-                yield event({"content": ""}, c, logprobs=lp)
+            tail, calls = parser.finish() if parser else ("", [])
+            if tail or lp:
+                yield event({"content": tail}, c, logprobs=lp)
             if calls:
                 yield event({"tool_calls": [{"index": k, **call} for k, call in enumerate(calls)]}, c)
             yield event({}, c, "tool_calls" if calls else value.finish_reason)

@@ -22,6 +22,13 @@ Content parts understood in ``messages[].content`` and in ``/v1/embeddings`` inp
 - ``{"type": "mix", "mix": {"parts": [<parts above>], "weights": [0.7, 0.3]}}`` — one weighted
   bind-space vector (ImageBind-LLM's embedding arithmetic).
 
+Beyond messages, a chat body's OpenAI fields are read here too (``parse_openai_fields``): ``n``,
+``logprobs`` / ``top_logprobs``, ``presence_penalty`` / ``frequency_penalty``, ``response_format``
+and ``tools`` / ``tool_choice``; ``tool`` messages and assistant ``tool_calls`` are rendered in
+the template's ``ToolFormat``. Responses: ``completion_body`` / ``choice_body`` /
+``chunk_body`` (chat), ``text_completion_body`` / ``text_choice`` (``/v1/completions``), with
+``logprobs_body`` / ``legacy_logprobs_body``.
+
 A chat body may also carry ``"omnibind_experts"`` (``EXPERTS_FIELD``): ``true`` / ``false`` to
 switch the modality-expert notes on or off for that request, or ``{"image_labels": 3,
 "transcript": true}``; omitted, the model config decides.

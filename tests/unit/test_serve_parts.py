@@ -189,7 +189,7 @@ def test_oversized_payload_refused_before_decoding(settings):
         ("hello", "non-empty array"),
         ([], "non-empty array"),
         ([42], "expected an object"),
-        ([{"role": "tool", "content": "x"}], "unsupported role"),
+        ([{"role": "function", "content": "x"}], "unsupported role"),
         ([{"role": "user", "content": 5}], "string or an array"),
         ([{"role": "user", "content": [{"text": "no type"}]}], "unknown content part type"),
         ([{"role": "user", "content": [{"type": "text", "text": 3}]}], "expected a string"),
