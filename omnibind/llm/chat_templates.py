@@ -14,6 +14,43 @@ from omnibind.registry import Registry
 
 
 @dataclass(frozen=True)
+class ToolFormat:
+    """How a template writes function calls and their results (OpenAI ``tools``), as data.
+
+    The model is told about the tools in the system turn (``preamble`` with ``{tools}`` replaced
+    by one JSON signature per line); a call is ``call_start + {"name": ..., "arguments": {...}} +
+    call_end`` in the assistant's text; a result goes back as a ``response_role`` turn wrapped in
+    ``response_start`` / ``response_end`` (consecutive results share one turn).
+    """
+
+    name: str
+    preamble: str
+    call_start: str
+    call_end: str
+    response_start: str
+    response_end: str
+    response_role: str = "user"
+
+
+# The Hermes / Qwen2.5 format: JSON inside <tool_call> tags, results inside <tool_response> tags
+# in a user turn. SmolLM2's own template defines no tool format, so omnibind uses this one for it.
+HERMES_TOOLS = ToolFormat(
+    name="hermes",
+    preamble=(
+        "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+        "You are provided with function signatures within <tools></tools> XML tags:\n<tools>\n{tools}\n</tools>\n\n"
+        "For each function call, return a json object with function name and arguments within "
+        "<tool_call></tool_call> XML tags:\n<tool_call>\n"
+        '{{"name": <function-name>, "arguments": <args-json-object>}}\n</tool_call>'
+    ),
+    call_start="<tool_call>\n",
+    call_end="\n</tool_call>",
+    response_start="<tool_response>\n",
+    response_end="\n</tool_response>",
+)
+
+
+@dataclass(frozen=True)
 class ChatTemplate:
     """Strings around each turn. ``assistant_end`` is trained (the model must learn to stop);
     ``assistant_tail`` follows it untrained (e.g. a newline)."""
@@ -31,6 +68,7 @@ class ChatTemplate:
     default_system: str | None = None
     stop: tuple[str, ...] = field(default_factory=tuple)
     system_in_first_user: bool = False  # Llama-2 folds the system prompt into the first user turn
+    tools: ToolFormat = HERMES_TOOLS  # how function calls are written (no template here has its own yet)
 
 
 TEMPLATES: Registry[ChatTemplate] = Registry("chat template")

@@ -1,10 +1,37 @@
-"""Next-token selection shared by backends that produce logits in torch."""
+"""Next-token selection shared by backends that produce logits in torch.
+
+The order per step (``decoding.decode_steps`` drives it): the model's log-probabilities are
+recorded first (what ``logprobs`` reports), then presence / frequency penalties (OpenAI's), the
+constraint mask (``llm/constrained.py``), repetition penalty, and greedy or temperature /
+top-k / top-p sampling.
+"""
 
 from __future__ import annotations
+
+from collections import Counter
 
 import torch
 
 from omnibind.llm.backends.base import GenerationOptions
+
+
+def apply_openai_penalties(logits: torch.Tensor, seen: list[int], presence: float, frequency: float) -> None:
+    """In place on one (V,) row: ``logit -= presence * (count > 0) + frequency * count`` (OpenAI's formula)."""
+    if not seen or (presence == 0 and frequency == 0):
+        return
+    counts = Counter(seen)
+    idx = torch.tensor(list(counts), device=logits.device)
+    n = torch.tensor(list(counts.values()), dtype=logits.dtype, device=logits.device)
+    logits[idx] -= presence + frequency * n
+
+
+def top_logprobs(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, list[tuple[int, float]]]:
+    """One (V,) row → its log-softmax and the ``k`` most likely (id, logprob)."""
+    lp = torch.log_softmax(logits.float(), dim=-1)
+    if k <= 0:
+        return lp, []
+    vals, ids = torch.topk(lp, min(k, lp.shape[-1]))
+    return lp, [(int(i), float(v)) for i, v in zip(ids, vals)]
 
 
 def sample_next(

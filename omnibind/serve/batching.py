@@ -380,6 +380,7 @@ def _open_batch(model: Any, conversations: list[Any], jobs: list[_Job]) -> tuple
         repetition_penalty=first.get("repetition_penalty", 1.0),
         seed=first.get("seed"),
         experts=[j.options.get("experts") for j in jobs],  # per row: the experts switch is the request's own
+        rows=[j.options.get("row") for j in jobs],  # per row: constraint, seed, penalties, logprobs (openai_wire)
     )
     return iter(batch), batch.prompt_tokens, batch.detokenize
 
@@ -398,7 +399,8 @@ def _sampling_key(options: dict[str, Any]) -> tuple[Any, ...]:
     random stream (and answer) does not depend on who else was queued."""
     temp = options.get("temperature", 0.0)
     seed = options.get("seed")
-    solo = ("solo", next(_ids)) if (temp > 0 and seed is not None) else ()
+    # the n choices of one request share a "group": they decode together, each row with its own seed
+    solo = ("solo", options.get("group") or next(_ids)) if (temp > 0 and seed is not None) else ()
     return (
         "chat",
         temp,

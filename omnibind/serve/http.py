@@ -1,6 +1,7 @@
 """The OpenAI-compatible HTTP server: ``create_app(model, settings)`` builds the FastAPI app.
 
-Endpoints: ``POST /v1/chat/completions`` (SSE streaming or not), ``GET /v1/models``,
+Endpoints: ``POST /v1/chat/completions`` and ``POST /v1/completions`` (SSE streaming or not;
+both run through ``chat_flow``), ``GET /v1/models``,
 ``POST /v1/embeddings`` (bind-space vectors of any modality), ``GET /v1/info``, ``GET /health``,
 ``GET /metrics`` (Prometheus text), and the demo page at ``/`` when ``settings.web``.
 Every error is JSON in OpenAI's shape; no bad input stops the server.
@@ -22,10 +23,11 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from omnibind.serve import chat_flow
 from omnibind.serve.batching import Batcher, QueueFullError
 from omnibind.serve.errors import APIError, to_api_error
 from omnibind.serve.metrics import Metrics
-from omnibind.serve.openai_wire import chunk_body, completion_body, embeddings_body, model_card, usage_body
+from omnibind.serve.openai_wire import embeddings_body, model_card
 from omnibind.serve.requests import decode_media, parse_chat_request, parse_embedding_inputs
 from omnibind.serve.settings import ServeSettings
 
@@ -37,8 +39,10 @@ ENDPOINTS = (
     "/v1/models",
     "/v1/info",
     "/v1/chat/completions",
+    "/v1/completions",
     "/v1/embeddings",
 )
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 PAGE_CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data: blob:; media-src 'self' data: blob:; connect-src 'self'; object-src 'none'; "
@@ -64,6 +68,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
     served = list(dict.fromkeys([settings.model_name, model.config.name]))
     decode_slots = asyncio.Semaphore(4)  # media decoding in threads: bounded, as it holds decoded arrays
     info_cache: dict[str, Any] = {}
+    template = getattr(getattr(model, "core", None), "template", None)  # its tool format, default system prompt
 
     @asynccontextmanager
     async def lifespan(_app: Any):
@@ -140,23 +145,35 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
         body = await read_json(request, settings.max_body_bytes)
-        req = parse_chat_request(body, settings, served)
+        req = parse_chat_request(body, settings, served, template)
         _admit(batcher)
         async with decode_slots:
             messages = await run_in_threadpool(decode_media, req.messages, settings.limits)
-        try:
-            handle = batcher.submit_chat(messages, req.options)
-        except Exception as e:
-            raise to_api_error(e) from None
+        choices = chat_flow.submit(batcher, [(req, messages)])
         cid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         created = int(time.time())
         if req.stream:
-            stream = _sse(handle, cid, created, req.model, req.include_usage, metrics)
-            headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-            return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
-        result = await _wait(handle, request, settings.request_timeout_s)
-        metrics.tokens(result.completion_tokens)
-        return JSONResponse(completion_body(cid, created, req.model, result))
+            stream = chat_flow.chat_sse(choices, cid, created, req.model, req.include_usage, metrics)
+            return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+        results = await chat_flow.collect(choices, lambda h: _wait(h, request, settings.request_timeout_s))
+        metrics.tokens(sum(r.completion_tokens for r in results))
+        return JSONResponse(chat_flow.chat_json(cid, created, req.model, choices, results))
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Response:
+        body = await read_json(request, settings.max_body_bytes)
+        reqs, stream, include_usage = chat_flow.parse_completion_request(body, settings, served, template)
+        _admit(batcher)
+        choices = chat_flow.submit(batcher, [(r, r.messages) for r in reqs])
+        cid = f"cmpl-{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+        model_id = reqs[0].model
+        if stream:
+            events = chat_flow.completion_sse(choices, cid, created, model_id, include_usage, len(reqs), metrics)
+            return StreamingResponse(events, media_type="text/event-stream", headers=SSE_HEADERS)
+        results = await chat_flow.collect(choices, lambda h: _wait(h, request, settings.request_timeout_s))
+        metrics.tokens(sum(r.completion_tokens for r in results))
+        return JSONResponse(chat_flow.completion_json(cid, created, model_id, choices, results, len(reqs)))
 
     # --- embeddings ----------------------------------------------------------------------------
     @app.post("/v1/embeddings")
@@ -222,32 +239,6 @@ async def _wait(handle: Any, request: Any, timeout: float) -> Any:
         if not task.done():
             task.cancel()
         handle.cancel()  # a no-op once finished; stops decoding if we leave early
-
-
-async def _sse(handle: Any, cid: str, created: int, model_id: str, include_usage: bool, metrics: Metrics) -> Any:
-    """OpenAI's chat.completion.chunk events; the work is cancelled when the client goes away."""
-
-    def chunk(delta: dict[str, Any], finish: str | None = None, usage: dict[str, int] | None = None) -> str:
-        return f"data: {json.dumps(chunk_body(cid, created, model_id, delta, finish, usage))}\n\n"
-
-    try:
-        yield chunk({"role": "assistant", "content": ""})
-        result = None
-        async for kind, value in handle.events():
-            if kind == "delta":
-                yield chunk({"content": value})
-            else:
-                result = value
-        assert result is not None
-        metrics.tokens(result.completion_tokens)
-        yield chunk({}, result.finish_reason)
-        if include_usage:
-            yield chunk({}, usage=usage_body(result))
-    except Exception as e:  # report in-band: the 200 status line has already gone out
-        yield f"data: {json.dumps(to_api_error(e).body())}\n\n"
-    finally:
-        handle.cancel()
-    yield "data: [DONE]\n\n"
 
 
 def public_info(model: Any, settings: ServeSettings) -> dict[str, Any]:

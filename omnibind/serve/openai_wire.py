@@ -22,6 +22,13 @@ Content parts understood in ``messages[].content`` and in ``/v1/embeddings`` inp
 - ``{"type": "mix", "mix": {"parts": [<parts above>], "weights": [0.7, 0.3]}}`` — one weighted
   bind-space vector (ImageBind-LLM's embedding arithmetic).
 
+Beyond messages, a chat body's OpenAI fields are read here too (``parse_openai_fields``): ``n``,
+``logprobs`` / ``top_logprobs``, ``presence_penalty`` / ``frequency_penalty``, ``response_format``
+and ``tools`` / ``tool_choice``; ``tool`` messages and assistant ``tool_calls`` are rendered in
+the template's ``ToolFormat``. Responses: ``completion_body`` / ``choice_body`` /
+``chunk_body`` (chat), ``text_completion_body`` / ``text_choice`` (``/v1/completions``), with
+``logprobs_body`` / ``legacy_logprobs_body``.
+
 A chat body may also carry ``"omnibind_experts"`` (``EXPERTS_FIELD``): ``true`` / ``false`` to
 switch the modality-expert notes on or off for that request, or ``{"image_labels": 3,
 "transcript": true}``; omitted, the model config decides.
@@ -32,15 +39,17 @@ from __future__ import annotations
 import base64
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from omnibind import modalities
 from omnibind.errors import ConfigError
+from omnibind.llm.chat_templates import HERMES_TOOLS, ToolFormat
 from omnibind.messages import MediaPart, Message, MixPart, Part, TextPart
 from omnibind.modalities.options import client_options
-from omnibind.serve.errors import APIError, bad, is_number, json_type
+from omnibind.serve import tools as tooling
+from omnibind.serve.errors import APIError, bad, is_int, is_number, json_type
 from omnibind.serve.media_sources import FORMAT_RE, MIME_FORMATS, decode_base64, source_from_url
 from omnibind.serve.settings import ServeSettings
 
@@ -53,6 +62,18 @@ MAX_EXPERT_LABELS = 20
 """The most image labels a request may ask for (each costs prompt tokens)."""
 PART_TYPES = ("text", "image_url", "input_audio", *EXTENSION_TYPES, "mix")
 ROLE_ALIASES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+MAX_CHOICES = 8
+"""The most choices (``n``) one request may ask for (they decode as rows of one batch)."""
+MAX_TOP_LOGPROBS = 20
+UNSUPPORTED = {
+    "functions": "legacy function calling (use 'tools')",
+    "function_call": "legacy function calling (use 'tool_choice')",
+    "audio": "audio output",
+    "prediction": "predicted outputs",
+    "logit_bias": "logit bias",
+    "web_search_options": "web search",
+}
+"""Chat fields this server refuses (rather than silently ignoring), with what they would ask for."""
 
 # The MIME type a client writes into an image data URL for a format (the first spelling wins).
 _FORMAT_MIMES: dict[str, str] = {}
@@ -171,8 +192,12 @@ def _mix_part(spec: Any, where: str, settings: ServeSettings, budget: PartBudget
     return MixPart(parts, weights)  # type: ignore[arg-type]
 
 
-def parse_messages(raw: Any, settings: ServeSettings) -> list[Message]:
-    """``messages`` of a chat request → omnibind messages."""
+def parse_messages(raw: Any, settings: ServeSettings, tool_format: ToolFormat = HERMES_TOOLS) -> list[Message]:
+    """``messages`` of a chat request → omnibind messages.
+
+    ``tool`` messages (results of function calls) and the ``tool_calls`` of assistant messages
+    are rendered as text in ``tool_format`` (the chat template's); consecutive tool results
+    share one turn."""
     if not isinstance(raw, list) or not raw:
         raise bad("'messages' must be a non-empty array of message objects", "messages")
     if len(raw) > settings.max_messages:
@@ -181,14 +206,24 @@ def parse_messages(raw: Any, settings: ServeSettings) -> list[Message]:
         )
     budget = PartBudget(settings.max_parts)
     out: list[Message] = []
+    last_tool = False
     for i, m in enumerate(raw):
         where = f"messages[{i}]"
         if not isinstance(m, dict):
             raise bad(f"{where}: expected an object with 'role' and 'content', got {json_type(m)}", where)
         role = m.get("role")
+        if role == "tool":
+            text = tooling.render_response(tool_format, _plain_text(m.get("content"), where))
+            if last_tool:  # one turn for all the results of one round of calls
+                prev = out.pop()
+                text = prev.text + "\n" + text
+            out.append(Message(tool_format.response_role, [TextPart(text)]))  # type: ignore[arg-type]
+            last_tool = True
+            continue
+        last_tool = False
         if role not in ROLE_ALIASES:
             raise bad(
-                f"{where}.role: unsupported role {role!r}; expected system, developer, user or assistant",
+                f"{where}.role: unsupported role {role!r}; expected system, developer, user, assistant or tool",
                 f"{where}.role",
             )
         content = m.get("content")
@@ -204,8 +239,134 @@ def parse_messages(raw: Any, settings: ServeSettings) -> list[Message]:
             )
         if ROLE_ALIASES[role] != "user" and any(not isinstance(p, TextPart) for p in parts):
             raise bad(f"{where}: only user messages may carry media ({role} message has some)", f"{where}.content")
+        calls = m.get("tool_calls")
+        if calls not in (None, []):
+            if role != "assistant":
+                raise bad(f"{where}.tool_calls: only assistant messages carry tool calls", f"{where}.tool_calls")
+            parts.append(TextPart(_render_calls(calls, f"{where}.tool_calls", tool_format)))
         out.append(Message(ROLE_ALIASES[role], parts))  # type: ignore[arg-type]
     return out
+
+
+def _plain_text(content: Any, where: str) -> str:
+    """A text-only message's content (a string or text parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in content):
+        return "".join(str(p.get("text", "")) for p in content)
+    raise bad(f"{where}.content: a tool message's content must be a string or text parts", f"{where}.content")
+
+
+def _render_calls(calls: Any, where: str, fmt: ToolFormat) -> str:
+    if not isinstance(calls, list):
+        raise bad(f"{where}: expected an array of tool calls", where)
+    texts = []
+    for j, c in enumerate(calls):
+        fn = c.get("function") if isinstance(c, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise bad(f"{where}[{j}]: expected {{'type': 'function', 'function': {{'name', 'arguments'}}}}", where)
+        args = fn.get("arguments", "")
+        if not isinstance(args, str):
+            raise bad(f"{where}[{j}].function.arguments: expected a JSON string", where)
+        texts.append(tooling.render_call(fmt, fn["name"], args))
+    return "\n".join(texts)
+
+
+@dataclass
+class OpenAIFields:
+    """The OpenAI sampling and output fields of a chat body beyond the basic ones (validated)."""
+
+    n: int = 1
+    logprobs: bool = False
+    top_logprobs: int = 0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    response_format: str = "text"
+    """"text", "json_object" or "json_schema"."""
+    grammar: Any = None
+    """Constrained output (``omnibind.llm.constrained.Grammar``): the response format's or a forced call's."""
+    tools: list[tooling.Tool] = field(default_factory=list)
+    tool_choice: str = "none"
+    """"none", "auto", "required" or the name of the one tool to call."""
+    tool_format: ToolFormat = HERMES_TOOLS
+
+    @property
+    def forced_call(self) -> bool:
+        return self.tool_choice not in ("none", "auto")
+
+    def row(self, index: int, seed: int | None) -> Any:
+        """The decode loop's controls for choice ``index`` (a seed gives choice i the seed + i)."""
+        from omnibind.llm.backends.base import RowOptions
+
+        return RowOptions(
+            grammar=self.grammar,
+            seed=None if seed is None else seed + index,
+            presence_penalty=self.presence_penalty,
+            frequency_penalty=self.frequency_penalty,
+            top_logprobs=self.top_logprobs if self.logprobs else None,
+        )
+
+
+def parse_openai_fields(body: dict[str, Any], tool_format: ToolFormat = HERMES_TOOLS) -> OpenAIFields:
+    """``n``, ``logprobs``/``top_logprobs``, penalties, ``response_format``, ``tools``/``tool_choice``;
+    fields the server cannot honour get a 400 naming them."""
+    from omnibind.llm.constrained import SchemaError, grammar_for_response_format
+
+    for key, what in UNSUPPORTED.items():
+        if body.get(key) not in (None, [], {}):
+            raise bad(f"'{key}': {what} is not supported by this server", key, "unsupported_parameter")
+    f = OpenAIFields(tool_format=tool_format)
+    n = body.get("n")
+    if n is not None:
+        if not is_int(n) or not 1 <= n <= MAX_CHOICES:
+            raise bad(f"'n' must be an integer in [1, {MAX_CHOICES}], got {n!r}", "n")
+        f.n = int(n)
+    lp = body.get("logprobs")
+    if lp is not None and not isinstance(lp, bool):
+        raise bad(f"'logprobs' must be true or false, got {json_type(lp)}", "logprobs")
+    f.logprobs = bool(lp)
+    top = body.get("top_logprobs")
+    if top is not None:
+        if not is_int(top) or not 0 <= top <= MAX_TOP_LOGPROBS:
+            raise bad(f"'top_logprobs' must be an integer in [0, {MAX_TOP_LOGPROBS}], got {top!r}", "top_logprobs")
+        if not f.logprobs:
+            raise bad("'top_logprobs' needs 'logprobs': true", "top_logprobs")
+        f.top_logprobs = int(top)
+    for pen in ("presence_penalty", "frequency_penalty"):
+        v = body.get(pen)
+        if v is not None:
+            if not is_number(v) or not -2.0 <= v <= 2.0:
+                raise bad(f"'{pen}' must be a number in [-2, 2], got {v!r}", pen)
+            setattr(f, pen, float(v))
+    fmt = body.get("response_format")
+    try:
+        f.grammar = grammar_for_response_format(fmt)
+    except SchemaError as e:
+        raise bad(f"'response_format': {e}", "response_format") from None
+    if f.grammar is not None:
+        f.response_format = fmt["type"]
+    par = body.get("parallel_tool_calls")
+    if par is not None and not isinstance(par, bool):
+        raise bad("'parallel_tool_calls' must be true or false", "parallel_tool_calls")
+    f.tools = tooling.parse_tools(body.get("tools"))
+    f.tool_choice = tooling.parse_tool_choice(body.get("tool_choice"), f.tools)
+    if f.forced_call:
+        if f.grammar is not None:
+            raise bad("a forced tool call and a JSON 'response_format' cannot both constrain one answer", "tool_choice")
+        f.grammar = tooling.forced_grammar(tool_format, f.tools, f.tool_choice)
+    return f
+
+
+def with_tool_preamble(messages: list[Message], fields: OpenAIFields, default_system: str | None) -> list[Message]:
+    """The conversation with the tools described in its system turn (the template's format)."""
+    if not fields.tools or fields.tool_choice == "none":
+        return messages
+    preamble = tooling.system_text(fields.tool_format, fields.tools)
+    if messages and messages[0].role == "system":
+        first = Message("system", [*messages[0].content, TextPart("\n\n" + preamble)])
+        return [first, *messages[1:]]
+    system = f"{default_system}\n\n{preamble}" if default_system else preamble
+    return [Message("system", [TextPart(system)]), *messages]
 
 
 # --- requests: typed → JSON (client side) ---------------------------------------------------------
@@ -316,23 +477,73 @@ def usage_body(result: Any) -> dict[str, int]:
     }
 
 
-def completion_body(cid: str, created: int, model: str, result: Any) -> dict[str, Any]:
-    """A ``chat.completion`` object from an answer (``text``, ``finish_reason`` and token counts)."""
+def completion_body(
+    cid: str,
+    created: int,
+    model: str,
+    result: Any,
+    choices: list[dict[str, Any]] | None = None,
+    usage: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """A ``chat.completion`` object: one answer (``text``, ``finish_reason``, token counts), or the
+    given ``choices`` (``choice_body``) and ``usage``."""
+    if choices is None:
+        choices = [choice_body(0, result.text, result.finish_reason)]
     return {
         "id": cid,
         "object": "chat.completion",
         "created": created,
         "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": result.text},
-                "finish_reason": result.finish_reason,
-                "logprobs": None,
-            }
-        ],
-        "usage": usage_body(result),
+        "choices": choices,
+        "usage": usage if usage is not None else usage_body(result),
         "system_fingerprint": None,
+    }
+
+
+def choice_body(
+    index: int,
+    content: str | None,
+    finish_reason: str | None,
+    tool_calls: list[dict[str, Any]] | None = None,
+    logprobs: list[Any] | None = None,
+) -> dict[str, Any]:
+    """One entry of a ``chat.completion``'s ``choices``."""
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        message["tool_calls"] = tool_calls
+    return {
+        "index": index,
+        "message": message,
+        "finish_reason": finish_reason,
+        "logprobs": None if logprobs is None else logprobs_body(logprobs),
+    }
+
+
+def token_logprob(text: str, logprob: float) -> dict[str, Any]:
+    return {"token": text, "logprob": logprob, "bytes": list(text.encode("utf-8"))}
+
+
+def logprobs_body(records: list[Any]) -> dict[str, Any]:
+    """Chat ``logprobs`` from the decode loop's ``TokenLogprob`` records."""
+    content = []
+    for r in records:
+        entry = token_logprob(r.text, r.logprob)
+        entry["top_logprobs"] = [token_logprob(t, lp) for _, t, lp in r.top]
+        content.append(entry)
+    return {"content": content, "refusal": None}
+
+
+def legacy_logprobs_body(records: list[Any], offset: int = 0) -> dict[str, Any]:
+    """``/v1/completions`` ``logprobs``: tokens, their logprobs, top alternatives and text offsets."""
+    offsets, pos = [], offset
+    for r in records:
+        offsets.append(pos)
+        pos += len(r.text)
+    return {
+        "tokens": [r.text for r in records],
+        "token_logprobs": [r.logprob for r in records],
+        "top_logprobs": [{t: lp for _, t, lp in r.top} for r in records],
+        "text_offset": offsets,
     }
 
 
@@ -343,19 +554,52 @@ def chunk_body(
     delta: dict[str, Any],
     finish: str | None = None,
     usage: dict[str, int] | None = None,
+    *,
+    index: int = 0,
+    logprobs: list[Any] | None = None,
 ) -> dict[str, Any]:
     """One ``chat.completion.chunk`` event; with ``usage`` it is the final usage-only chunk (no choices)."""
+    choice = {
+        "index": index,
+        "delta": delta,
+        "finish_reason": finish,
+        "logprobs": None if logprobs is None else logprobs_body(logprobs),
+    }
     body: dict[str, Any] = {
         "id": cid,
         "object": "chat.completion.chunk",
         "created": created,
         "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+        "choices": [choice],
     }
     if usage is not None:
         body["choices"] = []
         body["usage"] = usage
     return body
+
+
+def text_completion_body(
+    cid: str, created: int, model: str, choices: list[dict[str, Any]], usage: dict[str, int] | None
+) -> dict[str, Any]:
+    """A ``text_completion`` object (``/v1/completions``; also each streamed event, with ``usage`` None)."""
+    body: dict[str, Any] = {
+        "id": cid,
+        "object": "text_completion",
+        "created": created,
+        "model": model,
+        "choices": choices,
+        "system_fingerprint": None,
+    }
+    if usage is not None:
+        body["usage"] = usage
+    return body
+
+
+def text_choice(
+    index: int, text: str, finish_reason: str | None, logprobs: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One entry of a ``text_completion``'s ``choices``."""
+    return {"index": index, "text": text, "finish_reason": finish_reason, "logprobs": logprobs}
 
 
 def reply_text(response_json: dict[str, Any]) -> str:

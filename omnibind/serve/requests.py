@@ -16,7 +16,16 @@ from omnibind.errors import InputTooLargeError, OmnibindError
 from omnibind.messages import MediaPart, Message, MixPart, Part, TextPart
 from omnibind.modalities.base import Limits
 from omnibind.serve.errors import APIError, bad, is_int, is_number, json_type
-from omnibind.serve.openai_wire import EXPERTS_FIELD, MAX_EXPERT_LABELS, PartBudget, parse_messages, parse_part
+from omnibind.serve.openai_wire import (
+    EXPERTS_FIELD,
+    MAX_EXPERT_LABELS,
+    OpenAIFields,
+    PartBudget,
+    parse_messages,
+    parse_openai_fields,
+    parse_part,
+    with_tool_preamble,
+)
 from omnibind.serve.settings import ServeSettings
 
 
@@ -31,39 +40,19 @@ class ChatRequest:
     options: dict[str, Any] = field(default_factory=dict)
     """Generation options for omnibind: max_new_tokens, temperature, top_p, top_k, repetition_penalty, stop, seed,
     and ``experts`` (the ``omnibind_experts`` switch; None = the model config's)."""
+    openai: OpenAIFields = field(default_factory=OpenAIFields)
+    """n, logprobs, penalties, response_format, tools (``openai_wire.parse_openai_fields``)."""
 
 
-UNSUPPORTED = {
-    "tools": "tool calling",
-    "functions": "function calling",
-    "tool_choice": "tool calling",
-    "function_call": "function calling",
-    "audio": "audio output",
-    "prediction": "predicted outputs",
-}
-"""Chat fields this server refuses (rather than silently ignoring), with what they would ask for."""
+def parse_chat_request(body: Any, settings: ServeSettings, served: list[str], template: Any = None) -> ChatRequest:
+    """Validate a chat-completions body: types, ranges and limits, with OpenAI-style 400s.
 
-
-def parse_chat_request(body: Any, settings: ServeSettings, served: list[str]) -> ChatRequest:
-    """Validate a chat-completions body: types, ranges and limits, with OpenAI-style 400s."""
+    ``template``: the model's ``ChatTemplate`` (its tool format and default system prompt)."""
     if not isinstance(body, dict):
         raise bad(f"the request body must be a JSON object, got {json_type(body)}")
     model = check_model(body.get("model"), served)
-    for key, what in UNSUPPORTED.items():
-        if body.get(key) not in (None, [], {}):
-            raise bad(f"'{key}': {what} is not supported by this server", key, "unsupported_parameter")
-    if body.get("logprobs") not in (None, False) or body.get("top_logprobs") is not None:
-        raise bad("'logprobs' is not supported by this server", "logprobs", "unsupported_parameter")
-    fmt = body.get("response_format")
-    if fmt is not None and not (isinstance(fmt, dict) and fmt.get("type") == "text"):
-        raise bad("'response_format': only {'type': 'text'} is supported", "response_format", "unsupported_parameter")
-    n = body.get("n", 1)
-    if n is not None and (not is_int(n) or n != 1):
-        raise bad(f"'n' must be 1 (this server returns one choice per request), got {n!r}", "n")
-    for pen in ("frequency_penalty", "presence_penalty"):
-        v = body.get(pen)
-        if v is not None and (not is_number(v) or v != 0):
-            raise bad(f"'{pen}' is not supported (use 'repetition_penalty'); send 0 or omit it", pen)
+    tool_format = template.tools if template is not None else OpenAIFields().tool_format
+    extra = parse_openai_fields(body, tool_format)
     stream = _bool(body, "stream", False)
     so = body.get("stream_options")
     if so is not None and not isinstance(so, dict):
@@ -89,8 +78,9 @@ def parse_chat_request(body: Any, settings: ServeSettings, served: list[str]) ->
     experts = parse_experts(body.get(EXPERTS_FIELD))
     if experts is not None:  # absent: the model config decides
         options["experts"] = experts
-    messages = parse_messages(body.get("messages"), settings)
-    return ChatRequest(model, messages, stream, include_usage, options)
+    messages = parse_messages(body.get("messages"), settings, tool_format)
+    messages = with_tool_preamble(messages, extra, getattr(template, "default_system", None))
+    return ChatRequest(model, messages, stream, include_usage, options, extra)
 
 
 def parse_experts(v: Any) -> bool | dict[str, Any] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -32,6 +33,15 @@ class GenerationOptions:
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     ignore_eos: bool = False
+    presence_penalty: float = 0.0
+    """OpenAI's: subtracted once from the logit of every token already generated."""
+    frequency_penalty: float = 0.0
+    """OpenAI's: subtracted from a token's logit once per time it was generated."""
+    response_format: dict[str, Any] | None = None
+    """Constrained decoding for every row: ``{"type": "json_object"}`` or ``{"type": "json_schema",
+    "json_schema": {"schema": {...}}}`` (see ``omnibind.llm.constrained``)."""
+    rows: list[RowOptions | None] | None = None
+    """Per-sequence controls, one per prompt (None entries: the batch-wide options)."""
 
     def validate(self) -> GenerationOptions:
         if self.max_new_tokens < 1:
@@ -44,7 +54,39 @@ class GenerationOptions:
             raise ValueError("top_k must be >= 0")
         if self.repetition_penalty <= 0:
             raise ValueError("repetition_penalty must be > 0")
+        for name in ("presence_penalty", "frequency_penalty"):
+            if not -2.0 <= getattr(self, name) <= 2.0:
+                raise ValueError(f"{name} must be in [-2, 2]")
         return self
+
+
+@dataclass
+class TokenLogprob:
+    """One generated token's log-probability under the model (before penalties and constraints),
+    with the ``top`` most likely alternatives as (id, text, logprob)."""
+
+    token: int
+    text: str
+    logprob: float
+    top: list[tuple[int, str, float]] = field(default_factory=list)
+
+
+@dataclass
+class RowOptions:
+    """Controls for one sequence of a batch; the decode loop fills ``logprobs`` as it goes.
+
+    ``grammar``: an ``omnibind.llm.constrained.Grammar`` the output must match; ``seed``: this
+    row's own random stream (so a row's sample does not depend on its batch-mates); penalties
+    override the batch's; ``top_logprobs``: record each token's logprob and this many alternatives
+    (None: record nothing).
+    """
+
+    grammar: Any = None
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    top_logprobs: int | None = None
+    logprobs: list[TokenLogprob] = field(default_factory=list)
 
 
 @dataclass

@@ -414,7 +414,7 @@ class LlamaCppBackend(LLMBackend):
                 logits = fresh
                 return fresh
 
-            yield from decode_steps(logits, options, self.eos_token_ids, advance)
+            yield from decode_steps(logits, options, self.eos_token_ids, advance, detokenize=self.detokenize)
         finally:
             with self._lock:
                 for s in seqs:

@@ -164,7 +164,9 @@ class TransformersBackend(LLMBackend):
                 past = cache_of(step)
                 return step.logits[:, -1, :]
 
-            yield from decode_steps(out.logits[:, -1, :], options, self.eos_token_ids, advance)
+            yield from decode_steps(
+                out.logits[:, -1, :], options, self.eos_token_ids, advance, detokenize=self.detokenize
+            )
 
 
 def cache_keyword(model: Any) -> str:
