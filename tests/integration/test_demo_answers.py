@@ -2,9 +2,10 @@
 
 Keyword checks, as a user reads the answers: the cat photo is called a cat, the speech clip's
 words are reported, and a question about two inputs mentions both. The first two hold since the
-experts (everyday ImageNet names, Whisper transcripts) are on by default; the third does not yet
-(the point cloud has no expert and the projector never trained on point clouds: "A coffee mug."),
-so it is a strict xfail that turns into a failure the day it passes, to be promoted then.
+experts (everyday ImageNet names, Whisper transcripts) are on by default and trained in; the third
+does not yet: the retrained default names both inputs for "Describe each input." (a training
+phrasing) but answers the demo's "Describe these two inputs." with "A spider.", so it is a strict
+xfail that turns into a failure the day it passes, to be promoted then.
 """
 
 from __future__ import annotations
@@ -48,7 +49,10 @@ def test_demo_experts_switch_off_per_call(model):
     assert not (_words(answer) & {"coffee", "sofa"}), answer
 
 
-@pytest.mark.xfail(strict=True, reason="points reach the LLM only through the bind space; not yet trained (issue 11)")
+@pytest.mark.xfail(
+    strict=True,
+    reason="trained with pairs ('Describe each input.' names both), but this phrasing gets one input only (docs/RESULTS.md)",
+)
 def test_demo_mentions_both_inputs(model):
     msg = Message.user(
         Image(EXAMPLES / "image_coffee.jpg"), Points(EXAMPLES / "points_spider.ply"), "Describe these two inputs."
