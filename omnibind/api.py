@@ -399,8 +399,9 @@ def load(
     ``backend`` overrides ``config.llm.backend`` (e.g. ``"llamacpp"``; a checkpoint's LoRA then runs
     as a llama.cpp adapter). Without it, models on the embedded LLM run on llama.cpp when
     llama-cpp-python is installed (else on transformers, said once on stderr); see
-    ``omnibind.config.default_inference_backend`` (``$OMNIBIND_BACKEND`` chooses). ``verify_base=False`` skips the check that the checkpoint was trained
-    on this base LLM (for another file of the same weights, e.g. a GGUF export).
+    ``omnibind.config.default_inference_backend`` (``$OMNIBIND_BACKEND`` chooses).
+    ``verify_base=False`` skips the check that the checkpoint was trained on this base LLM (for
+    another file of the same weights, e.g. a GGUF export).
     """
     weights_dir: Path | None = None
     if name_or_path is None:

@@ -78,6 +78,7 @@ MOUNTS: tuple[tuple[str | None, str, str, str], ...] = (
     ("omnibind.bench.serve", "bench_serve_command", "bench", "serve"),
     ("omnibind.bench.backends", "bench_backends_command", "bench", "backends"),
     ("omnibind.bench.train", "bench_train_command", "bench", "train"),
+    ("omnibind.bench.coldstart", "bench_coldstart_command", "bench", "coldstart"),
 )
 
 

@@ -25,6 +25,7 @@ from torch import nn
 
 from omnibind.encoders.base import ENCODERS, Encoder, FeatureDims
 from omnibind.errors import ConfigError
+from omnibind.hashing import digest
 
 EAGER_ENV = "OMNIBIND_EAGER_ENCODERS"
 
@@ -75,7 +76,12 @@ class LazyEncoders(nn.ModuleDict):
                 start = time.perf_counter()
                 object.__setattr__(self, "_depth", self._depth + 1)
                 try:
-                    enc = ENCODERS.get(cfg["name"]).from_config(dict(cfg.get("params") or {}), self._build_shared)
+                    # an encoder's random init (layers its weights then replace, or a trainable one's
+                    # start) comes from its own config-keyed seed, never the model's stream: the heads
+                    # and projectors are the same whether encoders are built now, later or never
+                    with torch.random.fork_rng(devices=[]):
+                        torch.manual_seed(int(digest(key, 8), 16))
+                        enc = ENCODERS.get(cfg["name"]).from_config(dict(cfg.get("params") or {}), self._build_shared)
                 finally:
                     object.__setattr__(self, "_depth", self._depth - 1)
                 if not enc.trainable:
