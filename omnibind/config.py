@@ -166,7 +166,6 @@ def default_inference_backend(config: ModelConfig, device: str = "cpu") -> tuple
     injection, other LLM sources and other devices keep the config's own backend. A missing
     ``llama_cpp`` module falls back to transformers. ``$OMNIBIND_BACKEND`` overrides all of this.
     """
-    import importlib.util
     import os
 
     env = os.environ.get(BACKEND_ENV, "").strip()
@@ -180,7 +179,9 @@ def default_inference_backend(config: ModelConfig, device: str = "cpu") -> tuple
         or str(device) != "cpu"
     ):
         return own, None
-    if importlib.util.find_spec("llama_cpp") is None:
+    try:  # importing it (~25 ms; the backend imports it next anyway) also catches a broken build
+        import llama_cpp  # noqa: F401
+    except (ImportError, OSError, RuntimeError):  # llama_cpp raises these when its library fails to load
         return own, LLAMACPP_MISSING
     return DEFAULT_INFERENCE_BACKEND, None
 

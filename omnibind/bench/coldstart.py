@@ -150,8 +150,8 @@ def _load_average() -> list[float] | None:
 def format_report(results: dict[str, Any]) -> str:
     """The median parts per case in an 80-column table, and lazy ÷ eager totals where both ran."""
     lines = [
-        f"cold start, fresh process, median of {results['repeats']} (seconds; load average "
-        f"{results['load_average']} on {results['cpus']} CPUs)",
+        f"cold start from a fresh process, median of {results['repeats']} runs, in seconds",
+        f"(load average {results['load_average']} on {results['cpus']} CPUs)",
         f"{'case':<27}{'imports':>8}{'load':>7}{'enc.':>7}{'first':>7}{'total':>7}{'built':>7}",
     ]
     for name, row in results["cases"].items():
