@@ -76,12 +76,17 @@ class LazyEncoders(nn.ModuleDict):
                 start = time.perf_counter()
                 object.__setattr__(self, "_depth", self._depth + 1)
                 try:
-                    # an encoder's random init (layers its weights then replace, or a trainable one's
-                    # start) comes from its own config-keyed seed, never the model's stream: the heads
-                    # and projectors are the same whether encoders are built now, later or never
-                    with torch.random.fork_rng(devices=[]):
-                        torch.manual_seed(int(digest(key, 8), 16))
-                        enc = ENCODERS.get(cfg["name"]).from_config(dict(cfg.get("params") or {}), self._build_shared)
+                    cls = ENCODERS.get(cfg["name"])
+                    params = dict(cfg.get("params") or {})
+                    if cls.declared_dims(params) is not None:
+                        # one that may be built late draws its random init (layers its weights then
+                        # replace) from its own config-keyed seed, not the model's stream: heads and
+                        # projectors come out the same whether it is built now, later or never
+                        with torch.random.fork_rng(devices=[]):
+                            torch.manual_seed(int(digest(key, 8), 16))
+                            enc = cls.from_config(params, self._build_shared)
+                    else:  # built at construction in config order, on the model's stream, as always
+                        enc = cls.from_config(params, self._build_shared)
                 finally:
                     object.__setattr__(self, "_depth", self._depth - 1)
                 if not enc.trainable:
