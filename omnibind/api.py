@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 
 from omnibind.checkpoint import CONFIG_FILE, WEIGHTS_FILE, save_checkpoint
-from omnibind.config import ModelConfig, deep_merge
+from omnibind.config import ModelConfig, deep_merge, default_inference_backend
 from omnibind.errors import ConfigError
 from omnibind.llm.backends.base import GenerationOptions
 from omnibind.llm.embedded import cache_root
@@ -24,6 +25,7 @@ from omnibind.messages import Conversation, MediaPart, Message, MixPart, TextPar
 PACKAGE_DIR = Path(__file__).resolve().parent
 PRESETS_DIR = PACKAGE_DIR / "configs"
 DEFAULT_MODEL_DIR = PACKAGE_DIR / "weights" / "default"
+_SAID: set[str] = set()  # stderr notes already given in this process
 
 
 @dataclass
@@ -395,8 +397,11 @@ def load(
     A checkpoint folder (with ``config.json``): its config and trained weights.
     A ``.yaml``/``.json`` config file: that architecture, freshly initialised.
     ``backend`` overrides ``config.llm.backend`` (e.g. ``"llamacpp"``; a checkpoint's LoRA then runs
-    as a llama.cpp adapter). ``verify_base=False`` skips the check that the checkpoint was trained
-    on this base LLM (for another file of the same weights, e.g. a GGUF export).
+    as a llama.cpp adapter). Without it, models on the embedded LLM run on llama.cpp when
+    llama-cpp-python is installed (else on transformers, said once on stderr); see
+    ``omnibind.config.default_inference_backend`` (``$OMNIBIND_BACKEND`` chooses).
+    ``verify_base=False`` skips the check that the checkpoint was trained on this base LLM (for
+    another file of the same weights, e.g. a GGUF export).
     """
     weights_dir: Path | None = None
     if name_or_path is None:
@@ -422,8 +427,12 @@ def load(
         origin = str(name_or_path)
     if config_overrides:
         config = ModelConfig.from_dict(deep_merge(config.to_dict(), config_overrides))
-    if backend is not None:
-        config.llm.backend = backend
+    if backend is None:
+        backend, note = default_inference_backend(config, device)
+        if note and note not in _SAID:  # once per process, however many models load
+            _SAID.add(note)
+            print(note, file=sys.stderr, flush=True)
+    config.llm.backend = backend
     core = build_core(config, weights_dir, device=device, verify_base=verify_base)
     return Model(core, origin=origin, trained=weights_dir is not None)
 

@@ -79,6 +79,7 @@ MOUNTS: tuple[tuple[str | None, str, str, str], ...] = (
     ("omnibind.bench.backends", "bench_backends_command", "bench", "backends"),
     ("omnibind.bench.train", "bench_train_command", "bench", "train"),
     ("omnibind.bench.constrained", "bench_constrained_command", "bench", "constrained"),
+    ("omnibind.bench.coldstart", "bench_coldstart_command", "bench", "coldstart"),
 )
 
 

@@ -151,6 +151,45 @@ class RetrievalCacheConfig:
     )
 
 
+BACKEND_ENV = "OMNIBIND_BACKEND"
+"""Set to ``transformers`` or ``llamacpp`` to choose the inference backend of ``omnibind.load`` (and
+every command built on it) where no ``backend=`` / ``--backend`` is given."""
+DEFAULT_INFERENCE_BACKEND = "llamacpp"
+LLAMACPP_MISSING = (
+    "omnibind: llama-cpp-python is not installed, answering on the transformers backend (slower start); "
+    "`make install` or pip install 'omnibind[llamacpp]' adds it"
+)
+
+
+def default_inference_backend(config: ModelConfig, device: str = "cpu") -> tuple[str, str | None]:
+    """The backend ``omnibind.load`` runs ``config`` on when the caller names none, and a note for
+    stderr when it had to fall back.
+
+    llama.cpp is the default for models on the embedded LLM (its f16 GGUF gives transformers'
+    greedy answers: 20/20 in ``omnibind bench backends``) with prefix injection on the CPU; gated
+    injection, other LLM sources and other devices keep the config's own backend. A missing
+    ``llama_cpp`` module falls back to transformers. ``$OMNIBIND_BACKEND`` overrides all of this.
+    """
+    import os
+
+    env = os.environ.get(BACKEND_ENV, "").strip()
+    if env:
+        return env, None
+    own = config.llm.backend
+    if (
+        own == DEFAULT_INFERENCE_BACKEND
+        or not config.llm.source.startswith("embedded:")
+        or config.injection.kind != "prefix"
+        or str(device) != "cpu"
+    ):
+        return own, None
+    try:  # importing it (~25 ms; the backend imports it next anyway) also catches a broken build
+        import llama_cpp  # noqa: F401
+    except (ImportError, OSError, RuntimeError):  # llama_cpp raises these when its library fails to load
+        return own, LLAMACPP_MISSING
+    return DEFAULT_INFERENCE_BACKEND, None
+
+
 DEFAULT_IMAGE_LABELS = 3
 """How many everyday names the image-labels expert gives when switched on without a count."""
 

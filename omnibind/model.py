@@ -20,9 +20,10 @@ from torch import nn
 
 from omnibind.bind.heads import BindHeads
 from omnibind.bind.mix import mix
-from omnibind.config import EncoderConfig, ExpertsConfig, ModelConfig
+from omnibind.config import ExpertsConfig, ModelConfig
 from omnibind.encoders import experts
-from omnibind.encoders.base import ENCODERS, Encoder, EncoderOutput
+from omnibind.encoders.base import EncoderOutput
+from omnibind.encoders.lazy import LazyEncoders, eager_from_env
 from omnibind.errors import BackendUnsupportedError, ConfigError
 from omnibind.experts_text import expert_note
 from omnibind.llm.assemble import IGNORE_INDEX, Assembled, Segment, Slot, assemble, check_template, render_segments
@@ -79,7 +80,16 @@ FeatureLookup = Callable[[MediaPart], "EncoderOutput | None"]
 class OmnibindModel(nn.Module):
     """The full model. Build with ``OmnibindModel(config)``; weights via ``omnibind.checkpoint``."""
 
-    def __init__(self, config: ModelConfig, *, backend: LLMBackend | None = None, device: str = "cpu"):
+    def __init__(
+        self,
+        config: ModelConfig,
+        *,
+        backend: LLMBackend | None = None,
+        device: str = "cpu",
+        eager_encoders: bool | None = None,
+    ):
+        """``eager_encoders``: build every encoder now (None: ``$OMNIBIND_EAGER_ENCODERS``, default
+        off: each is built on first use, ``omnibind.encoders.lazy``)."""
         super().__init__()
         import omnibind.encoders
         import omnibind.modalities
@@ -90,8 +100,8 @@ class OmnibindModel(nn.Module):
         self.limits = Limits.from_dict(config.limits)
         self.template = TEMPLATES.get(config.llm.template)
         self.injection_kind = check_injection(config.injection.kind)
-        self._shared_encoders: dict[str, Encoder] = {}
-        self.encoders = nn.ModuleDict({m: self._build_encoder(c.__dict__) for m, c in config.encoders.items()})
+        eager = eager_from_env() if eager_encoders is None else eager_encoders
+        self.encoders = LazyEncoders({m: c.__dict__ for m, c in config.encoders.items()}, device=device, eager=eager)
         self.llm = backend if backend is not None else build_backend(config, device=device)
         # A template whose segment-wise tokenisation differs from whole-string tokenisation trains
         # labels the model never sees at inference (the bug that zeroed LLaVA's labels): refuse it
@@ -103,9 +113,9 @@ class OmnibindModel(nn.Module):
                 f"gated every-layer injection (ImageBind-LLM) needs per-layer hooks; backend {self.llm.name!r} has "
                 "none. Use the transformers backend or a prefix-injection config."
             )
-        dims = {m: e.output_dim for m, e in self.encoders.items()}
-        self.bind = BindHeads(config.bind, dims)
-        features = {m: e.feature_dims() for m, e in self.encoders.items()}
+        # sized from the encoders' declared widths: building heads and projectors loads no encoder
+        features = {m: self.encoders.feature_dims(m) for m in self.encoders}
+        self.bind = BindHeads(config.bind, {m: f.pooled for m, f in features.items()})
         self.projectors = nn.ModuleDict(
             {
                 _pkey(key): build_projector(key, pcfg, config, features, self.llm)
@@ -124,20 +134,9 @@ class OmnibindModel(nn.Module):
         self.eval()
 
     # --- building ------------------------------------------------------------------------
-    def _build_encoder(self, cfg: dict[str, Any]) -> Encoder:
-        """Build (or reuse) an encoder; identical configs share one instance (one EfficientNet for all)."""
-        import json
-
-        ecfg = EncoderConfig(name=cfg["name"], params=dict(cfg.get("params") or {}))
-        key = json.dumps({"name": ecfg.name, "params": ecfg.params}, sort_keys=True, default=str)
-        if key not in self._shared_encoders:
-            cls = ENCODERS.get(ecfg.name)
-            enc = cls.from_config(dict(ecfg.params), self._build_encoder)
-            if not enc.trainable:
-                enc.requires_grad_(False)
-                enc.eval()
-            self._shared_encoders[key] = enc
-        return self._shared_encoders[key]
+    def build_encoders(self) -> None:
+        """Build every encoder now instead of on first use (a server warming up before serving)."""
+        self.encoders.build_all()
 
     @property
     def device(self) -> torch.device:
@@ -145,7 +144,7 @@ class OmnibindModel(nn.Module):
 
     def train(self, mode: bool = True) -> OmnibindModel:
         super().train(mode)
-        for enc in self.encoders.values():  # frozen encoders stay in eval mode (batch-norm statistics)
+        for enc in self.encoders.built().values():  # frozen encoders stay in eval mode (batch-norm statistics)
             if not enc.trainable:
                 enc.eval()
         return self
@@ -483,7 +482,8 @@ class OmnibindModel(nn.Module):
         ``llm.train_bias_norm``, biases and norm scales, named ``llm.<name in the HF model>``.
         Checkpoints, recipes and the optimiser state all name parameters through this.
         """
-        frozen_enc = {id(p) for e in self.encoders.values() if not e.trainable for p in e.parameters()}
+        # encoders not built yet hold no parameters here (and frozen ones are never checkpointed)
+        frozen_enc = {id(p) for e in self.encoders.built().values() if not e.trainable for p in e.parameters()}
         llm_model = getattr(self.llm, "model", None)
         llm_params = list(llm_model.named_parameters()) if isinstance(llm_model, nn.Module) else []
         llm_ids = {id(p) for _, p in llm_params}

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from omnibind.encoders.base import Encoder, EncoderOutput
+from omnibind.encoders.base import ENCODERS, Encoder, EncoderOutput, FeatureDims
 from omnibind.errors import ConfigError
 from omnibind.modalities.base import ImageData
 
@@ -23,6 +23,8 @@ class ViaImageEncoder(Encoder):
     ``params`` keep the inner config, so the fingerprint changes with the inner encoder's choice,
     and the inner fingerprint (weights) is appended.
     """
+
+    tokens_are_feature_map = False  # True: tokens are the image's feature map (one rendered image)
 
     def __init__(self, image_encoder: Encoder, image_encoder_cfg: dict[str, Any] | None = None, **params: Any):
         super().__init__(image_encoder=image_encoder_cfg or DEFAULT_IMAGE_ENCODER, **params)
@@ -44,6 +46,18 @@ class ViaImageEncoder(Encoder):
         params = dict(params)
         inner_cfg = dict(params.pop("image_encoder", None) or DEFAULT_IMAGE_ENCODER)
         return cls(build(inner_cfg), image_encoder_cfg=inner_cfg, **params)
+
+    @classmethod
+    def declared_dims(cls, params: dict[str, Any]) -> FeatureDims | None:
+        """The inner image encoder's widths: pooled and classes are its own; tokens are its feature
+        map (``tokens_are_feature_map``: one rendered image) or one pooled vector per frame/view."""
+        inner_cfg = dict(params.get("image_encoder") or DEFAULT_IMAGE_ENCODER)
+        inner = ENCODERS.get(inner_cfg["name"]).declared_dims(dict(inner_cfg.get("params") or {}))
+        if inner is None:
+            return None
+        if cls.tokens_are_feature_map:
+            return FeatureDims(inner.pooled, inner.tokens, inner.grid, inner.classes)
+        return FeatureDims(inner.pooled, inner.pooled, None, inner.classes)
 
     def fingerprint(self) -> str:
         return f"{super().fingerprint()}-{self.image.fingerprint()}"

@@ -103,6 +103,20 @@ class Encoder(nn.Module):
         """Build from config params. ``build`` constructs (shared) inner encoders from a config dict."""
         return cls(**params)
 
+    @classmethod
+    def declared_dims(cls, params: dict[str, Any]) -> FeatureDims | None:
+        """What ``feature_dims()`` of an encoder built from ``params`` will be, known without building
+        it (no weights read), or None when only a built encoder knows.
+
+        A model builds a frozen encoder with declared dims on first use only (a text question never
+        loads the image network); the default reads the class attributes, so an encoder that sets
+        its widths in ``__init__`` (from a checkpoint's config) returns None and is built at once.
+        Trainable encoders are always built at once: their weights are in the checkpoint.
+        """
+        if cls.trainable or cls.output_dim <= 0:
+            return None
+        return FeatureDims(cls.output_dim, cls.token_dim, cls.token_grid, cls.num_classes)
+
     def encode(self, items: list[Any]) -> EncoderOutput:
         """Encode a batch of loaded modality data (see ``omnibind.modalities.base``)."""
         raise NotImplementedError

@@ -21,6 +21,7 @@ class DepthAsImageEncoder(ViaImageEncoder):
     """``encode(list[DepthData])`` → the image encoder's output on the rendered maps."""
 
     modalities = ("depth",)
+    tokens_are_feature_map = True
 
     def __init__(
         self, image_encoder: Encoder, image_encoder_cfg: dict[str, Any] | None = None, colormap: str = "viridis"

@@ -22,6 +22,7 @@ class ThermalAsImageEncoder(ViaImageEncoder):
     """
 
     modalities = ("thermal",)
+    tokens_are_feature_map = True
 
     def __init__(
         self,

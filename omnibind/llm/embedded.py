@@ -108,6 +108,10 @@ def embedded_f16_gguf(*, rebuild: bool = False) -> Path:
     stamp = _gguf_stamp(gguf)
     if not rebuild and target.is_file() and _stamp_matches(stamp_file, stamp):
         return target
+    # the first start on llama.cpp builds this file once: say so (progress bars are hidden on warm starts)
+    print(
+        f"omnibind: converting the embedded LLM to f16 once (a few seconds) into {target}", file=sys.stderr, flush=True
+    )
     with atomic_file(target) as tmp:  # a killed build leaves no half file under the final name
         requantize_gguf_as_f16(gguf, tmp)
     atomic_write_text(stamp_file, json.dumps({"gguf": str(gguf), "stamp": stamp}))

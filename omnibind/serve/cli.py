@@ -19,11 +19,50 @@ ModelOpt = typer.Option(None, "--model", "-m", help="Checkpoint folder, config f
 BackendOpt = typer.Option(None, "--backend", help="LLM backend override: transformers | llamacpp.")
 
 
+TIMINGS_ENV = "OMNIBIND_TIMINGS"  # a file: `omnibind chat` writes its phase times there (bench coldstart)
+
+
 def _load(model: str | None, backend: str | None = None, *, verbose: bool = False) -> Any:
     _quiet_loading(verbose)
     import omnibind
 
-    return omnibind.load(model, backend=backend)
+    _mark("cli")
+    import omnibind.api  # the heavy imports, timed on their own
+
+    _mark("imported")
+    m = omnibind.load(model, backend=backend)
+    _mark("loaded", encoder_seconds=_encoder_seconds(m))
+    return m
+
+
+_MARKS: dict[str, Any] = {}
+
+
+def _mark(name: str, **extra: Any) -> None:
+    """Record a wall-clock phase mark when ``$OMNIBIND_TIMINGS`` names a file (else nothing)."""
+    import os
+    import time
+
+    if os.environ.get(TIMINGS_ENV):
+        _MARKS[name] = time.time()
+        _MARKS.update({f"{name}:{k}": v for k, v in extra.items()})
+
+
+def _encoder_seconds(m: Any) -> float:
+    """Seconds spent building encoders so far (lazy ones are built on first use)."""
+    return float(getattr(getattr(m.core, "encoders", None), "build_seconds", 0.0))
+
+
+def _write_marks(m: Any) -> None:
+    import os
+
+    path = os.environ.get(TIMINGS_ENV)
+    if not path:
+        return
+    _mark("done", encoder_seconds=_encoder_seconds(m))
+    _MARKS["backend"] = m.core.llm.name
+    _MARKS["encoders_built"] = sorted(m.core.encoders.built()) if hasattr(m.core.encoders, "built") else []
+    Path(path).write_text(json.dumps(_MARKS))
 
 
 def _quiet_loading(verbose: bool) -> None:
@@ -100,6 +139,7 @@ def chat(
         history: list[Message] = [Message.system(system)] if system else []
         if prompt is not None and not interactive:
             _answer(m, [*history, Message.user(*parts, prompt)], gen, stream)
+            _write_marks(m)
             return
         _repl(m, history, parts, prompt, gen, stream)
     except OmnibindError as e:
@@ -113,6 +153,8 @@ def _answer(m: Any, conversation: list[Any], gen: dict[str, Any], stream: bool) 
         return reply.text
     s = m.stream(conversation, **gen)
     for delta in s:
+        if "first_token" not in _MARKS:
+            _mark("first_token", encoder_seconds=_encoder_seconds(m))
         sys.stdout.write(delta)
         sys.stdout.flush()
     sys.stdout.write("\n")
