@@ -15,7 +15,7 @@ import torch
 
 from omnibind.checkpoint import CONFIG_FILE, WEIGHTS_FILE, save_checkpoint
 from omnibind.config import ModelConfig, deep_merge, default_inference_backend
-from omnibind.errors import ConfigError
+from omnibind.errors import BackendUnsupportedError, ConfigError
 from omnibind.llm.backends.base import GenerationOptions
 from omnibind.llm.embedded import cache_root
 from omnibind.llm.sources import resolve_hf_source
@@ -213,6 +213,18 @@ class Model:
         with self._lock:
             steps, lengths = self.core.generate_ids(convs, opts, experts)
         return BatchSteps(_locked(steps, self._lock), list(lengths), self.core.llm.detokenize)
+
+    def prompt_embeds(self, messages: str | Message | list[Message], *, experts: Any = None) -> torch.Tensor:
+        """The (T, H) input embeddings the LLM decodes for this conversation (what ``generate``
+        feeds the backend), for a scheduler that drives the backend's steps itself. ``experts`` as in
+        ``chat``. The gated injection cannot be expressed as embeddings alone: refused."""
+        conv = as_conversation(messages)
+        with self._lock, torch.inference_mode():
+            prepared = self.core.prepare(conv, experts=experts)
+            built, injection, _ = self.core.build_inputs(prepared, add_generation_prompt=True)
+        if injection is not None:
+            raise BackendUnsupportedError("the gated every-layer injection needs the backend's own decode loop")
+        return built.embeds
 
     def generate(
         self, conversations: Sequence[str | Message | list[Message]], *, experts: Any = None, **options: Any

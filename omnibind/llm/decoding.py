@@ -33,7 +33,7 @@ def seeded_generator(seed: int | None) -> torch.Generator:
     return gen
 
 
-class _Row:
+class RowControls:
     """One sequence's controls at run time (see ``RowOptions``)."""
 
     def __init__(
@@ -102,7 +102,7 @@ def decode_steps(
     batch_grammar = grammar_for_response_format(options.response_format)
     vocab = int(logits.shape[-1])
     rows = [
-        _Row(specs[b] if specs else None, options, batch_grammar, detokenize, vocab, eos_token_ids)
+        RowControls(specs[b] if specs else None, options, batch_grammar, detokenize, vocab, eos_token_ids)
         for b in range(batch)
     ]
     special = [b for b in range(batch) if not rows[b].plain]

@@ -1,12 +1,16 @@
-"""Dynamic micro-batching in front of one model.
+"""The request queue in front of one model (``QueueWorker``) and dynamic micro-batching (``Batcher``).
+
+``omnibind.serve.scheduler`` holds the continuous-batching worker for llama.cpp and the choice
+between the two (``--scheduler``). What follows describes micro-batching.
 
 Requests wait in a bounded queue; one worker thread takes the oldest request plus every queued
 request it can decode together (same sampling settings, up to ``max_batch_size``), waiting at
 most ``batch_wait_s`` for companions, and decodes them in ONE batched forward per token step.
 Tokens go back to each request as they are decoded, so streaming requests batch too.
 
-Why micro-batching and not continuous batching: the backend's decoder takes a fixed batch per
-call. Greedy rows are independent of their batch-mates, so answers match one-at-a-time runs.
+Micro-batching serves backends whose decoder takes a fixed batch per call (transformers): a
+request that arrives while a batch runs waits for it to finish. Greedy rows are independent of
+their batch-mates, so answers match one-at-a-time runs.
 
 Safety: a full queue rejects at once (``QueueFullError`` with a Retry-After estimate) instead of
 growing; each request has a deadline; a cancelled request (client gone) is dropped from the
@@ -78,7 +82,7 @@ class _Job:
 class ChatHandle:
     """The caller's side of a queued chat request: iterate ``events()``, or ``cancel()``."""
 
-    def __init__(self, batcher: Batcher, job: _Job, queue: asyncio.Queue[tuple[str, Any]]):
+    def __init__(self, batcher: QueueWorker, job: _Job, queue: asyncio.Queue[tuple[str, Any]]):
         self._batcher = batcher
         self._job = job
         self._queue = queue
@@ -105,8 +109,16 @@ class ChatHandle:
         self._batcher.cancel(self._job)
 
 
-class Batcher:
-    """One worker thread that batches chat and embedding requests for ``model``."""
+class QueueWorker:
+    """A bounded request queue in front of ``model`` and the one worker thread that serves it.
+
+    Subclasses decide how the worker runs chat requests (``_loop``): ``Batcher`` micro-batches,
+    ``omnibind.serve.scheduler.ContinuousScheduler`` batches continuously. Admission, deadlines in
+    the queue, cancellation, shutdown and embeddings are shared.
+    """
+
+    kind = ""
+    """The scheduler's name in /health and /metrics."""
 
     def __init__(
         self,
@@ -225,6 +237,58 @@ class Batcher:
         batches = len(self._pending) / self.max_batch_size + 1
         return max(1, math.ceil(self.stats.batch_seconds_ema * batches))
 
+    # --- the worker (shared parts) -----------------------------------------------------------
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+    def _expire(self) -> None:
+        """Fail queued jobs past their deadline (caller holds the condition's lock)."""
+        now = time.perf_counter()
+        for job in [j for j in self._pending if j.deadline < now]:
+            self._pending.remove(job)
+            self.stats.timeouts += 1
+            job.sink(("error", RequestTimeoutError(f"timed out after {self.timeout_s:g} s in the queue")))
+
+    def _run_embed(self, batch: list[_Job]) -> None:
+        parts = [p for job in batch for p in job.payload]
+        start = time.perf_counter()
+        try:
+            vectors = self.model.embed(parts)
+        except Exception as e:
+            if len(batch) > 1:  # find the culprit: each request alone
+                for job in batch:
+                    self._run_embed([job])
+                return
+            batch[0].sink(("error", e))
+            return
+        # recorded before anyone is answered, so a client that got its vectors sees its batch counted
+        self.stats.record_batch(len(batch), time.perf_counter() - start, 0)
+        row = 0
+        for job in batch:
+            n = len(job.payload)
+            job.sink(("done", vectors[row : row + n]))
+            row += n
+
+    def _finish(self, job: _Job, decoder: Any, prompt: int, count: int, reason: str, start: float, size: int) -> None:
+        tail = decoder.finish()
+        if tail:
+            job.sink(("delta", tail))
+        now = time.perf_counter()
+        job.sink(("done", ChatResult(decoder.text, prompt, count, reason, start - job.enqueued, now - start, size)))
+
+    def _abandon(self, job: _Job, now: float) -> None:
+        if job.cancelled.is_set():
+            self.stats.cancelled += 1
+            return
+        self.stats.timeouts += 1
+        job.sink(("error", RequestTimeoutError(f"timed out after {self.timeout_s:g} s")))
+
+
+class Batcher(QueueWorker):
+    """Micro-batching: the oldest request plus every compatible queued one decode together to the end."""
+
+    kind = "micro"
+
     # --- the worker ----------------------------------------------------------------------------
     def _loop(self) -> None:
         while True:
@@ -269,34 +333,6 @@ class Batcher:
             for job in batch:
                 self._pending.remove(job)
             return batch
-
-    def _expire(self) -> None:
-        """Fail queued jobs past their deadline (caller holds the condition's lock)."""
-        now = time.perf_counter()
-        for job in [j for j in self._pending if j.deadline < now]:
-            self._pending.remove(job)
-            self.stats.timeouts += 1
-            job.sink(("error", RequestTimeoutError(f"timed out after {self.timeout_s:g} s in the queue")))
-
-    def _run_embed(self, batch: list[_Job]) -> None:
-        parts = [p for job in batch for p in job.payload]
-        start = time.perf_counter()
-        try:
-            vectors = self.model.embed(parts)
-        except Exception as e:
-            if len(batch) > 1:  # find the culprit: each request alone
-                for job in batch:
-                    self._run_embed([job])
-                return
-            batch[0].sink(("error", e))
-            return
-        # recorded before anyone is answered, so a client that got its vectors sees its batch counted
-        self.stats.record_batch(len(batch), time.perf_counter() - start, 0)
-        row = 0
-        for job in batch:
-            n = len(job.payload)
-            job.sink(("done", vectors[row : row + n]))
-            row += n
 
     def _run_chat(self, batch: list[_Job]) -> None:
         from omnibind.api import TextDecoder
@@ -348,20 +384,6 @@ class Batcher:
                 reason = "length" if counts[i] >= job.options["max_new_tokens"] else "stop"
                 self._finish(job, decoders[i], lengths[i], counts[i], reason, start, len(batch))
         self.stats.record_batch(len(batch), time.perf_counter() - start, tokens)
-
-    def _finish(self, job: _Job, decoder: Any, prompt: int, count: int, reason: str, start: float, size: int) -> None:
-        tail = decoder.finish()
-        if tail:
-            job.sink(("delta", tail))
-        now = time.perf_counter()
-        job.sink(("done", ChatResult(decoder.text, prompt, count, reason, start - job.enqueued, now - start, size)))
-
-    def _abandon(self, job: _Job, now: float) -> None:
-        if job.cancelled.is_set():
-            self.stats.cancelled += 1
-            return
-        self.stats.timeouts += 1
-        job.sink(("error", RequestTimeoutError(f"timed out after {self.timeout_s:g} s")))
 
 
 def _open_batch(model: Any, conversations: list[Any], jobs: list[_Job]) -> tuple[Iterator[Any], list[int], Any]:
@@ -433,6 +455,8 @@ class BatchStats:
         self.batched_requests = 0
         self.tokens = 0
         self.running = 0
+        self.steps = 0  # continuous batching: decode steps run, and sequences summed over them
+        self.step_rows = 0
         self.batch_seconds_ema = 1.0
         self._recent: deque[tuple[float, int]] = deque(maxlen=4096)
 

@@ -24,11 +24,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from omnibind.serve import chat_flow
-from omnibind.serve.batching import Batcher, QueueFullError
+from omnibind.serve.batching import QueueFullError, QueueWorker
 from omnibind.serve.errors import APIError, to_api_error
 from omnibind.serve.metrics import Metrics
 from omnibind.serve.openai_wire import embeddings_body, model_card
 from omnibind.serve.requests import decode_media, parse_chat_request, parse_embedding_inputs
+from omnibind.serve.scheduler import make_scheduler
 from omnibind.serve.settings import ServeSettings
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -57,13 +58,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
         import omnibind
 
         model = omnibind.load()
-    batcher = Batcher(
-        model,
-        max_batch_size=settings.max_batch_size,
-        batch_wait_s=settings.batch_wait_ms / 1000.0,
-        max_queue=settings.max_queue,
-        timeout_s=settings.request_timeout_s,
-    )
+    batcher = make_scheduler(model, settings)  # continuous on llama.cpp, micro-batching elsewhere
     metrics = Metrics(batcher)
     served = list(dict.fromkeys([settings.model_name, model.config.name]))
     decode_slots = asyncio.Semaphore(4)  # media decoding in threads: bounded, as it holds decoded arrays
@@ -111,7 +106,12 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
     @app.get("/health")
     async def health() -> JSONResponse:
         ok = batcher.alive
-        body = {"status": "ok" if ok else "unavailable", "model": served[0], "queue_depth": batcher.depth}
+        body = {
+            "status": "ok" if ok else "unavailable",
+            "model": served[0],
+            "queue_depth": batcher.depth,
+            "scheduler": batcher.kind,
+        }
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics")
@@ -193,7 +193,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
 
 
 # --- helpers --------------------------------------------------------------------------------------
-def _admit(batcher: Batcher) -> None:
+def _admit(batcher: QueueWorker) -> None:
     """Refuse early (before decoding media) when the queue is already full."""
     if batcher.depth >= batcher.max_queue:
         raise to_api_error(QueueFullError(batcher.depth, batcher.retry_after()))
@@ -263,6 +263,7 @@ def public_info(model: Any, settings: ServeSettings) -> dict[str, Any]:
             "max_tokens": settings.max_tokens_limit,
             "default_max_tokens": settings.default_max_tokens,
             "max_batch_size": settings.max_batch_size,
+            "scheduler": settings.scheduler,
             "max_body_bytes": settings.max_body_bytes,
             "max_parts": settings.max_parts,
             "limits": dict(settings.limits.__dict__),

@@ -10,7 +10,7 @@ import os
 import time
 from collections import defaultdict
 
-from omnibind.serve.batching import Batcher
+from omnibind.serve.batching import QueueWorker
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
@@ -18,7 +18,7 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 class Metrics:
     """Request counts and latency histograms per endpoint, plus the batcher's gauges."""
 
-    def __init__(self, batcher: Batcher):
+    def __init__(self, batcher: QueueWorker):
         self.batcher = batcher
         self.started = time.time()
         self.in_flight = 0
@@ -85,6 +85,9 @@ class Metrics:
         ]
         for name, kind, help_, value in gauges:
             metric(name, kind, help_, [("", float(value))])
+        kind = [(f'{{kind="{self.batcher.kind}"}}', 1.0)]
+        metric("scheduler", "gauge", "The request scheduler (label kind: continuous | micro).", kind)
+        metric("decode_steps_total", "counter", "Continuous batching: decode steps run.", [("", float(s.steps))])
         return "\n".join(out) + "\n"
 
 

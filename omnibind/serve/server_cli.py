@@ -54,6 +54,10 @@ def serve_command(
     cors_origin: list[str] = typer.Option([], "--cors-origin", help="Browser origin allowed by CORS (repeatable)."),
     max_batch_size: int = typer.Option(8, help="Requests decoded together."),
     batch_wait_ms: float = typer.Option(15.0, help="How long a batch waits for companions."),
+    scheduler: str = typer.Option(
+        "auto", help="continuous (llama.cpp: requests join the running batch) | micro | auto (continuous on llama.cpp)."
+    ),
+    prefill_chunk_tokens: int = typer.Option(64, help="Continuous batching: prompt rows evaluated per step."),
     max_queue: int = typer.Option(64, help="Queued requests before 429."),
     timeout: float = typer.Option(120.0, help="Per-request timeout in seconds."),
     max_tokens: int = typer.Option(512, help="Largest max_tokens a request may ask for."),
@@ -110,10 +114,10 @@ def _run(model_name: str | None, backend: str | None, settings: Any) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         model = omnibind.load(model_name, backend=backend)
+        app = create_app(model, settings)  # a scheduler the backend cannot run is refused here
     except OmnibindError as e:
         typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
-    app = create_app(model, settings)
     host, port = settings.host, settings.port
     shown = f"[{host}]" if ":" in host else host
     typer.echo(

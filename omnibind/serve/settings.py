@@ -50,6 +50,10 @@ class ServeSettings:
     max_batch_size: int = 8
     batch_wait_ms: float = 15.0
     """How long the batcher waits for more requests before it starts a batch."""
+    scheduler: str = "auto"
+    """``continuous`` (llama.cpp only), ``micro``, or ``auto``: continuous on llama.cpp, micro elsewhere."""
+    prefill_chunk_tokens: int = 64
+    """Continuous batching: prompt rows a newcomer evaluates per decode step (bounds the others' stall)."""
     max_queue: int = 64
     """Requests waiting for a batch; the next one gets 429 with Retry-After."""
     request_timeout_s: float = 120.0
@@ -70,6 +74,10 @@ class ServeSettings:
         for name in ("max_body_bytes", "max_tokens_limit", "max_batch_size", "max_messages", "max_parts"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.scheduler not in ("auto", "continuous", "micro"):
+            raise ValueError(f"scheduler must be auto, continuous or micro, not {self.scheduler!r}")
+        if self.prefill_chunk_tokens < 1:
+            raise ValueError("prefill_chunk_tokens must be >= 1")
         if self.max_queue < 1:
             raise ValueError("max_queue must be >= 1")
         if self.request_timeout_s <= 0:

@@ -26,6 +26,7 @@ import hashlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -45,6 +46,9 @@ from omnibind.llm.decoding import decode_steps
 from omnibind.llm.embedded import cache_root
 from omnibind.llm.gguf_io import read_token_embeddings, write_lora_adapter_gguf
 from omnibind.llm.sources import resolve_gguf
+
+if TYPE_CHECKING:
+    from omnibind.llm.backends.llamacpp_continuous import ContinuousBatch
 
 __all__ = ["INSTALL_HINT", "LlamaCppBackend"]
 
@@ -273,6 +277,22 @@ class LlamaCppBackend(LLMBackend):
                     "sequences are free (others are still decoding); raise n_seq_max"
                 )
         return self._seqs.claim(prompts, adapted)
+
+    def reserve_sequences(self, n: int) -> None:
+        """Make sure the context has at least ``n`` sequence ids (regrows it, losing the caches,
+        only when nothing is decoding)."""
+        with self._lock:
+            if len(self._seqs.all) >= n:
+                return
+            if len(self._seqs.free()) != len(self._seqs.all):
+                raise BackendUnsupportedError(f"llama.cpp: cannot grow to {n} sequences while others are decoding")
+            self._make_context(n)
+
+    def continuous(self, *, max_sequences: int = 8, chunk_tokens: int = 64) -> ContinuousBatch:
+        """A continuous-batching step engine on this context (see ``llamacpp_continuous``)."""
+        from omnibind.llm.backends.llamacpp_continuous import ContinuousBatch
+
+        return ContinuousBatch(self, max_sequences=max_sequences, chunk_tokens=chunk_tokens)
 
     def reset_cache(self) -> None:
         """Forget every cached prefix (benchmarks measure cold prompt evaluation with this)."""
