@@ -209,7 +209,6 @@ class Runner:
         classes = list(samples[0].options or [])
         if not classes:
             raise ConfigError(f"{task.name}: bind needs samples with options (the classes)")
-        prompts = [p for c in classes for p in class_prompts(task.templates, c)]
         base_req = {"method": "bind", "templates": task.templates, "classes": classes, "system": system}
         out: list[Any] = [None] * len(samples)
         todo: list[tuple[int, str, str, Any]] = []
@@ -228,7 +227,7 @@ class Runner:
             else:
                 todo.append((i, key, req, query))
         if todo:
-            cls_vec = self._class_vectors(prompts, len(classes))
+            cls_vec = self._class_vectors(task, classes)
             bar = self._bar(len(todo), f"{task.name}/{system}")
             for b in range(0, len(todo), self.batch_size):
                 chunk = todo[b : b + self.batch_size]
@@ -249,10 +248,10 @@ class Runner:
             bar.close()
         return out
 
-    def _class_vectors(self, prompts: list[str], n_classes: int) -> np.ndarray:
-        vec = np.asarray(self.model.embed(prompts), dtype=np.float32)
-        vec = vec.reshape(n_classes, -1, vec.shape[-1]).mean(1)  # prompt ensembling: mean over templates
-        return vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
+    def _class_vectors(self, task: Task, classes: list[str]) -> np.ndarray:
+        from omnibind.bind.zero_shot import class_vectors
+
+        return class_vectors(self.model.embed, classes, task.templates)  # prompt ensembling: mean over templates
 
     def _rank(self, task: Task, samples: list[Sample], system: str) -> list[Any]:
         out: list[Any] = [None] * len(samples)
