@@ -2,7 +2,8 @@
 
 Endpoints: ``POST /v1/chat/completions`` (SSE streaming or not), ``GET /v1/models``,
 ``POST /v1/embeddings`` (bind-space vectors of any modality), ``GET /v1/info``, ``GET /health``,
-``GET /metrics`` (Prometheus text), and the demo page at ``/`` when ``settings.web``.
+``GET /metrics`` (Prometheus text), ``POST /v1/search`` (media out by retrieval, ``serve/search.py``),
+and the demo page at ``/`` when ``settings.web``.
 Every error is JSON in OpenAI's shape; no bad input stops the server.
 """
 
@@ -22,10 +23,18 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, Res
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from omnibind.serve import search as media_search
 from omnibind.serve.batching import Batcher, QueueFullError
 from omnibind.serve.errors import APIError, to_api_error
 from omnibind.serve.metrics import Metrics
-from omnibind.serve.openai_wire import chunk_body, completion_body, embeddings_body, model_card, usage_body
+from omnibind.serve.openai_wire import (
+    chunk_body,
+    completion_body,
+    embeddings_body,
+    model_card,
+    usage_body,
+    with_retrieved,
+)
 from omnibind.serve.requests import decode_media, parse_chat_request, parse_embedding_inputs
 from omnibind.serve.settings import ServeSettings
 
@@ -38,6 +47,7 @@ ENDPOINTS = (
     "/v1/info",
     "/v1/chat/completions",
     "/v1/embeddings",
+    "/v1/search",
 )
 PAGE_CSP = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
@@ -64,6 +74,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
     served = list(dict.fromkeys([settings.model_name, model.config.name]))
     decode_slots = asyncio.Semaphore(4)  # media decoding in threads: bounded, as it holds decoded arrays
     info_cache: dict[str, Any] = {}
+    index = media_search.open_server_index(model, settings)  # None without --index
 
     @asynccontextmanager
     async def lifespan(_app: Any):
@@ -127,6 +138,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
     async def info() -> dict[str, Any]:
         if not info_cache:
             info_cache.update(await run_in_threadpool(public_info, model, settings))
+            info_cache["search"] = index.modalities() if index is not None else None
         return info_cache
 
     if settings.web:
@@ -141,6 +153,9 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
     async def chat(request: Request) -> Response:
         body = await read_json(request, settings.max_body_bytes)
         req = parse_chat_request(body, settings, served)
+        retrieve = media_search.parse_retrieve(body, index)
+        if retrieve is not None and req.stream:
+            raise APIError(400, "omnibind_retrieve is not available with stream: true", param="omnibind_retrieve")
         _admit(batcher)
         async with decode_slots:
             messages = await run_in_threadpool(decode_media, req.messages, settings.limits)
@@ -156,7 +171,12 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
             return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
         result = await _wait(handle, request, settings.request_timeout_s)
         metrics.tokens(result.completion_tokens)
-        return JSONResponse(completion_body(cid, created, req.model, result))
+        out = completion_body(cid, created, req.model, result)
+        if retrieve is not None:
+            query = media_search.turn_query(messages)
+            hits = await media_search.run_search(batcher, index, query, retrieve, settings.request_timeout_s + 5)
+            out = with_retrieved(out, media_search.retrieved_parts(hits))
+        return JSONResponse(out)
 
     # --- embeddings ----------------------------------------------------------------------------
     @app.post("/v1/embeddings")
@@ -171,6 +191,21 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
         except Exception as e:
             raise to_api_error(e) from None
         return embeddings_body(vectors, model_id, encoding)
+
+    # --- media out by retrieval ----------------------------------------------------------------
+    @app.post("/v1/search")
+    async def search(request: Request) -> dict[str, Any]:
+        body = await read_json(request, settings.max_body_bytes)
+        part, spec = media_search.parse_search_request(body, settings, index)
+        _admit(batcher)
+        async with decode_slots:
+            part = (await run_in_threadpool(decode_media, [part], settings.limits))[0]
+        hits = await media_search.run_search(batcher, index, part, spec, settings.request_timeout_s + 5)
+        return media_search.hits_body(hits, served[0])
+
+    @app.get("/v1/search/media/{item}")
+    async def search_media(item: str) -> Response:
+        return FileResponse(media_search.media_file(index, item), headers={"X-Content-Type-Options": "nosniff"})
 
     return app
 
