@@ -329,6 +329,35 @@ class Model:
         """Save config + trainable weights + manifest (see ``omnibind.checkpoint``)."""
         return save_checkpoint(self.core, folder)
 
+    # --- retrieval and zero-shot classification (delegating to omnibind.index / bind.zero_shot) ---
+    def search(self, query: Any, index: Any, *, k: int = 5, modality: str | Sequence[str] | None = None) -> list[Any]:
+        """The ``k`` indexed media nearest to ``query`` in the bind space (``omnibind.index.search``).
+
+        ``query``: text, a ``Path`` to a media file, a part (``Image(...)``, ``Audio(...)``, a
+        ``MixPart``) or a list of those (then one list of hits per query). ``index``: a folder made
+        by ``omnibind index build`` or a ``MediaIndex``. ``modality``: results of that kind only.
+        """
+        from omnibind.index.search import search
+
+        return search(self, index, query, k=k, modality=modality)
+
+    def classify(self, inputs: Any, labels: Sequence[str], *, templates: Sequence[str] | None = None) -> Any:
+        """Prompt-ensembled zero-shot classification in the bind space (CLIP's protocol).
+
+        ``inputs``: one input (a part or text) or a list; ``labels``: the class names;
+        ``templates``: prompts with ``{}`` / ``{a}`` for the label (default
+        ``omnibind.bind.zero_shot.DEFAULT_TEMPLATES``). Returns one ``Classification`` (labels best
+        first with probabilities) per input, or one for a single input.
+        """
+        from omnibind.bind.zero_shot import DEFAULT_TEMPLATES, class_vectors, classify
+
+        single = not isinstance(inputs, (list, tuple))
+        vecs = self.embed([inputs] if single else list(inputs))
+        label_vecs = class_vectors(self.embed, list(labels), list(templates or DEFAULT_TEMPLATES))
+        scale = float(self.core.bind.logit_scale.detach().exp())
+        out = classify(vecs, list(labels), label_vecs, scale=scale)
+        return out[0] if single else out
+
 
 def _llm_weights_path(llm: Any) -> Path | str:
     """Where the backend's weights come from: the GGUF llama.cpp runs, else the resolved source."""

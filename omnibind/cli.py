@@ -74,12 +74,15 @@ MOUNTS: tuple[tuple[str | None, str, str, str], ...] = (
     ("omnibind.eval.cli", "app", "group", "eval"),
     ("omnibind.serve.server_cli", "serve_command", "command", "serve"),
     ("omnibind.serve.server_cli", "web_command", "command", "web"),
+    ("omnibind.index.cli", "app", "group", "index"),
+    ("omnibind.index.cli", "search_command", "command", "search"),
     ("omnibind.export", "app", "group", "export"),
     ("omnibind.bench.serve", "bench_serve_command", "bench", "serve"),
     ("omnibind.bench.backends", "bench_backends_command", "bench", "backends"),
     ("omnibind.bench.train", "bench_train_command", "bench", "train"),
     ("omnibind.bench.constrained", "bench_constrained_command", "bench", "constrained"),
     ("omnibind.bench.coldstart", "bench_coldstart_command", "bench", "coldstart"),
+    ("omnibind.bench.retrieval", "bench_retrieval_command", "bench", "retrieval"),
 )
 
 

@@ -90,6 +90,24 @@ class MixPart:
         object.__setattr__(self, "type", "mix")
 
 
+@dataclass(frozen=True)
+class RetrievedPart:
+    """An indexed media item an assistant reply points to (media out by retrieval, ``omnibind.index``).
+
+    Only assistant messages carry these: the reply's text plus the items of the media index nearest
+    to the user's turn in the bind space. ``path`` is relative to the index root; ``id`` is the
+    item's position in the index (``/v1/search/media/{id}`` serves its bytes); ``score`` the cosine
+    similarity to the query; ``rank`` 1 = best.
+    """
+
+    modality: str
+    path: str
+    score: float
+    rank: int = 1
+    id: int = -1
+    type: Literal["retrieved"] = "retrieved"
+
+
 Part = Union[TextPart, MediaPart, MixPart]  # noqa: UP007 - a runtime alias, valid on Python 3.10
 
 
@@ -107,10 +125,14 @@ class Message:
             self.content = [TextPart(self.content)]
         self.content = [TextPart(p) if isinstance(p, str) else p for p in self.content]
         for p in self.content:
-            if not isinstance(p, (TextPart, MediaPart, MixPart)):
-                raise TypeError(f"message part must be TextPart, MediaPart or MixPart, got {type(p).__name__}")
-        if self.role != "user" and any(not isinstance(p, TextPart) for p in self.content):
+            if not isinstance(p, (TextPart, MediaPart, MixPart, RetrievedPart)):
+                raise TypeError(
+                    f"message part must be TextPart, MediaPart, MixPart or RetrievedPart, got {type(p).__name__}"
+                )
+        if self.role != "user" and any(isinstance(p, (MediaPart, MixPart)) for p in self.content):
             raise ValueError(f"only user messages may carry media; got media in a {self.role} message")
+        if self.role != "assistant" and any(isinstance(p, RetrievedPart) for p in self.content):
+            raise ValueError(f"only assistant messages may carry retrieved items; got one in a {self.role} message")
 
     @classmethod
     def user(cls, *parts: Part | str) -> Message:
@@ -131,7 +153,12 @@ class Message:
 
     @property
     def media(self) -> list[MediaPart | MixPart]:
-        return [p for p in self.content if not isinstance(p, TextPart)]
+        return [p for p in self.content if isinstance(p, (MediaPart, MixPart))]
+
+    @property
+    def retrieved(self) -> list[RetrievedPart]:
+        """The retrieved items of an assistant reply."""
+        return [p for p in self.content if isinstance(p, RetrievedPart)]
 
 
 Conversation = list[Message]
@@ -167,7 +194,7 @@ def as_conversation(messages: str | Message | list[Message] | list[dict]) -> Con
     if isinstance(messages, str):
         return [Message.user(messages)]
     if isinstance(messages, Message):
-        return [messages]
+        messages = [messages]
     out: Conversation = []
     for m in messages:
         if isinstance(m, Message):
@@ -178,4 +205,7 @@ def as_conversation(messages: str | Message | list[Message] | list[dict]) -> Con
             raise TypeError(f"cannot read a message from {type(m).__name__}")
     if not out:
         raise ValueError("empty conversation")
-    return out
+    # retrieved items point at outputs the model never reads: a history passed back keeps their text only
+    return [
+        Message(m.role, [p for p in m.content if not isinstance(p, RetrievedPart)]) if m.retrieved else m for m in out
+    ]

@@ -270,3 +270,8 @@ def rescore_cmd(folder: Path = typer.Argument(..., help="An output folder of `om
         return
     for kind, p in paths.items():
         typer.echo(f"  {kind}: {p}")
+
+
+from omnibind.eval.judge_cli import judge_command  # noqa: E402 - typer-only, mounted last
+
+app.command("judge")(judge_command)

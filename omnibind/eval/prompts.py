@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from omnibind.data import phrasings as T
+from omnibind.bind.zero_shot import fill_templates
 from omnibind.errors import ConfigError
 from omnibind.eval.cache import media_id
 from omnibind.eval.datasets import Sample
@@ -90,19 +90,9 @@ def _merge_text(parts: list[Any]) -> list[Any]:
 
 
 def class_prompts(templates: Sequence[str], name: str) -> list[str]:
-    """Fill each template: ``{}`` → the class name, ``{a}`` → the name with "a"/"an" (by its first
-    letter), ``{A}`` → the name with its article as the data templates choose it
-    (``omnibind.data.phrasings.article``), capitalised, ``{N}`` → the name capitalised."""
-    article = "an" if name[:1].lower() in "aeiou" else "a"
-    out = []
-    for t in templates:
-        if "{A}" in t:
-            a = T.article(name)
-            t = t.replace("{A}", a[:1].upper() + a[1:])
-        out.append(
-            t.replace("{N}", name[:1].upper() + name[1:]).replace("{a}", f"{article} {name}").replace("{}", name)
-        )
-    return out
+    """Each template filled with a class name (``omnibind.bind.zero_shot.fill_templates``: ``{}``,
+    ``{a}``, ``{A}``, ``{N}``)."""
+    return fill_templates(templates, name)
 
 
 class Describer:

@@ -9,6 +9,9 @@ Methods (``task.method``):
   ``calibrated`` system subtracts the text-only score of each candidate (PMI: the answer's gain
   from the medium).
 * ``generate`` — open generation (greedy), then answer extraction.
+* ``probe`` — CLIP's linear probe: logistic regression on frozen bind-space vectors (``model``)
+  and on raw encoder features (the ``encoder_probe`` baseline), C chosen on a validation split,
+  beside the task's bind zero-shot (the ``zero_shot`` baseline); see ``omnibind.eval.probe``.
 * ``hook`` — an analysis that is not one model output per sample (``hook: module:function``).
 
 Systems scored on every task: ``model`` and the task's baselines — ``chance`` (a uniformly random
@@ -80,6 +83,7 @@ class Runner:
         self.baselines = baselines
         self._describer: Describer | None = None
         self._classifier: Any | None = None  # the imagenet_top1 baseline's image classifier
+        self._prober: Any | None = None  # linear probes (features memoised across systems)
 
     # -- public -----------------------------------------------------------------------------------------
     def run(self, task: Task, limit: int | None = None) -> TaskResult:
@@ -118,6 +122,8 @@ class Runner:
                 res.metrics = chance_metrics(task, samples, self.seed)
             else:
                 res.metrics = task.hook(task.metric)(res.preds, samples, task)
+            if task.method == "probe" and self._prober is not None:
+                res.metrics.update(self._prober.info.get(system, {}))  # the chosen C, validation accuracy
         except UnsupportedMethodError as e:
             res.skipped = str(e)
         except OmnibindError:
@@ -158,6 +164,14 @@ class Runner:
             return self._imagenet_top1(task, samples)
         if system == "caption" and self._describer is None:
             self._describer = Describer(self.model.image_encoder())
+        if task.method == "probe":
+            if system == "zero_shot":
+                return self._bind(task, samples, "model")
+            if self._prober is None:
+                from omnibind.eval.probe import Prober
+
+                self._prober = Prober(self.model, batch_size=self.batch_size, seed=self.seed)
+            return self._prober.outputs(task, samples, system)
         if task.method == "bind":
             return self._bind(task, samples, system)
         if task.method == "rank":
@@ -209,7 +223,6 @@ class Runner:
         classes = list(samples[0].options or [])
         if not classes:
             raise ConfigError(f"{task.name}: bind needs samples with options (the classes)")
-        prompts = [p for c in classes for p in class_prompts(task.templates, c)]
         base_req = {"method": "bind", "templates": task.templates, "classes": classes, "system": system}
         out: list[Any] = [None] * len(samples)
         todo: list[tuple[int, str, str, Any]] = []
@@ -228,7 +241,7 @@ class Runner:
             else:
                 todo.append((i, key, req, query))
         if todo:
-            cls_vec = self._class_vectors(prompts, len(classes))
+            cls_vec = self._class_vectors(task, classes)
             bar = self._bar(len(todo), f"{task.name}/{system}")
             for b in range(0, len(todo), self.batch_size):
                 chunk = todo[b : b + self.batch_size]
@@ -249,10 +262,10 @@ class Runner:
             bar.close()
         return out
 
-    def _class_vectors(self, prompts: list[str], n_classes: int) -> np.ndarray:
-        vec = np.asarray(self.model.embed(prompts), dtype=np.float32)
-        vec = vec.reshape(n_classes, -1, vec.shape[-1]).mean(1)  # prompt ensembling: mean over templates
-        return vec / np.maximum(np.linalg.norm(vec, axis=1, keepdims=True), 1e-12)
+    def _class_vectors(self, task: Task, classes: list[str]) -> np.ndarray:
+        from omnibind.bind.zero_shot import class_vectors
+
+        return class_vectors(self.model.embed, classes, task.templates)  # prompt ensembling: mean over templates
 
     def _rank(self, task: Task, samples: list[Sample], system: str) -> list[Any]:
         out: list[Any] = [None] * len(samples)
@@ -312,7 +325,7 @@ def extract(task: Task, sample: Sample, raw: Any) -> Any:
         return None
     if isinstance(raw, dict) and "choice" in raw:  # chance baseline
         return raw["choice"]
-    if task.method in ("bind", "rank") and isinstance(raw, list):
+    if task.method in ("bind", "rank", "probe") and isinstance(raw, list):
         return (sample.options or [])[int(np.argmax(raw))]
     if task.metric == "caption" or not task.extract:
         return raw

@@ -3,7 +3,8 @@
 Endpoints: ``POST /v1/chat/completions`` and ``POST /v1/completions`` (SSE streaming or not;
 both run through ``chat_flow``), ``GET /v1/models``,
 ``POST /v1/embeddings`` (bind-space vectors of any modality), ``GET /v1/info``, ``GET /health``,
-``GET /metrics`` (Prometheus text), and the demo page at ``/`` when ``settings.web``.
+``GET /metrics`` (Prometheus text), ``POST /v1/search`` (media out by retrieval, ``serve/search.py``),
+and the demo page at ``/`` when ``settings.web``.
 Every error is JSON in OpenAI's shape; no bad input stops the server.
 """
 
@@ -24,10 +25,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from omnibind.serve import chat_flow
+from omnibind.serve import search as media_search
 from omnibind.serve.batching import QueueFullError, QueueWorker
 from omnibind.serve.errors import APIError, to_api_error
 from omnibind.serve.metrics import Metrics
-from omnibind.serve.openai_wire import embeddings_body, model_card
+from omnibind.serve.openai_wire import embeddings_body, model_card, with_retrieved
 from omnibind.serve.requests import decode_media, parse_chat_request, parse_embedding_inputs
 from omnibind.serve.scheduler import make_scheduler
 from omnibind.serve.settings import ServeSettings
@@ -42,6 +44,7 @@ ENDPOINTS = (
     "/v1/chat/completions",
     "/v1/completions",
     "/v1/embeddings",
+    "/v1/search",
 )
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 PAGE_CSP = (
@@ -64,6 +67,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
     decode_slots = asyncio.Semaphore(4)  # media decoding in threads: bounded, as it holds decoded arrays
     info_cache: dict[str, Any] = {}
     template = getattr(getattr(model, "core", None), "template", None)  # its tool format, default system prompt
+    index = media_search.open_server_index(model, settings)  # None without --index
 
     @asynccontextmanager
     async def lifespan(_app: Any):
@@ -132,6 +136,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
     async def info() -> dict[str, Any]:
         if not info_cache:
             info_cache.update(await run_in_threadpool(public_info, model, settings))
+            info_cache["search"] = index.modalities() if index is not None else None
         return info_cache
 
     if settings.web:
@@ -146,6 +151,9 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
     async def chat(request: Request) -> Response:
         body = await read_json(request, settings.max_body_bytes)
         req = parse_chat_request(body, settings, served, template)
+        retrieve = media_search.parse_retrieve(body, index)
+        if retrieve is not None and req.stream:
+            raise APIError(400, "omnibind_retrieve is not available with stream: true", param="omnibind_retrieve")
         _admit(batcher)
         async with decode_slots:
             messages = await run_in_threadpool(decode_media, req.messages, settings.limits)
@@ -157,7 +165,12 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
             return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
         results = await chat_flow.collect(choices, lambda h: _wait(h, request, settings.request_timeout_s))
         metrics.tokens(sum(r.completion_tokens for r in results))
-        return JSONResponse(chat_flow.chat_json(cid, created, req.model, choices, results))
+        out = chat_flow.chat_json(cid, created, req.model, choices, results)
+        if retrieve is not None:
+            query = media_search.turn_query(messages)
+            hits = await media_search.run_search(batcher, index, query, retrieve, settings.request_timeout_s + 5)
+            out = with_retrieved(out, media_search.retrieved_parts(hits))
+        return JSONResponse(out)
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
@@ -188,6 +201,21 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
         except Exception as e:
             raise to_api_error(e) from None
         return embeddings_body(vectors, model_id, encoding)
+
+    # --- media out by retrieval ----------------------------------------------------------------
+    @app.post("/v1/search")
+    async def search(request: Request) -> dict[str, Any]:
+        body = await read_json(request, settings.max_body_bytes)
+        part, spec = media_search.parse_search_request(body, settings, index)
+        _admit(batcher)
+        async with decode_slots:
+            part = (await run_in_threadpool(decode_media, [part], settings.limits))[0]
+        hits = await media_search.run_search(batcher, index, part, spec, settings.request_timeout_s + 5)
+        return media_search.hits_body(hits, served[0])
+
+    @app.get("/v1/search/media/{item}")
+    async def search_media(item: str) -> Response:
+        return FileResponse(media_search.media_file(index, item), headers={"X-Content-Type-Options": "nosniff"})
 
     return app
 

@@ -664,3 +664,49 @@ def parse_embeddings(response_json: dict[str, Any]) -> Any:
 def model_card(model_id: str) -> dict[str, Any]:
     """One entry of ``/v1/models``."""
     return {"id": model_id, "object": "model", "created": 0, "owned_by": "omnibind"}
+
+
+# --- media out by retrieval (added for omnibind.index; an omnibind extension) ----------------------
+RETRIEVE_FIELD = "omnibind_retrieve"
+"""The chat-body field that asks for retrieved media in the reply: ``true`` or ``{"k": 1, "modality": "image"}``."""
+SEARCH_MEDIA_PATH = "/v1/search/media/{id}"
+"""Where the server serves an indexed item's bytes (by its position in the index)."""
+
+
+def retrieved_part_body(part: Any) -> dict[str, Any]:
+    """A ``RetrievedPart`` as a reply content part: ``{"type": "retrieved", "retrieved": {...}}``."""
+    return {
+        "type": "retrieved",
+        "retrieved": {
+            "id": part.id,
+            "modality": part.modality,
+            "path": part.path,
+            "score": round(float(part.score), 6),
+            "rank": part.rank,
+            "url": SEARCH_MEDIA_PATH.format(id=part.id),
+        },
+    }
+
+
+def with_retrieved(body: dict[str, Any], parts: Sequence[Any]) -> dict[str, Any]:
+    """A ``chat.completion`` body whose message content becomes parts: the text, then the retrieved items."""
+    message = body["choices"][0]["message"]
+    message["content"] = [{"type": "text", "text": message["content"]}, *(retrieved_part_body(p) for p in parts)]
+    return body
+
+
+def reply_parts(response_json: dict[str, Any]) -> tuple[str, list[Any]]:
+    """A ``chat.completion`` → (its text, its ``RetrievedPart``s); plain string content has none."""
+    from omnibind.messages import RetrievedPart
+
+    content = ((response_json.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
+    if isinstance(content, str):
+        return content, []
+    text, found = [], []
+    for p in content:
+        if p.get("type") == "text":
+            text.append(p.get("text", ""))
+        elif p.get("type") == "retrieved":
+            r = p["retrieved"]
+            found.append(RetrievedPart(r["modality"], r["path"], float(r["score"]), int(r["rank"]), int(r["id"])))
+    return "".join(text), found

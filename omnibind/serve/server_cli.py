@@ -50,6 +50,7 @@ def serve_command(
     model_name: str = typer.Option("omnibind", help="The model id clients send."),
     web: bool = typer.Option(False, "--web/--no-web", help="Also serve the demo page at /."),
     media_root: Path | None = typer.Option(None, help="Allow local file paths in requests, only under this folder."),
+    index: Path | None = typer.Option(None, "--index", help="Media index for /v1/search (omnibind index build DIR)."),
     allow_url: list[str] = typer.Option([], "--allow-url", help="URL prefix the server may fetch (repeatable)."),
     cors_origin: list[str] = typer.Option([], "--cors-origin", help="Browser origin allowed by CORS (repeatable)."),
     max_batch_size: int = typer.Option(8, help="Requests decoded together."),
@@ -91,10 +92,11 @@ def web_command(
     port: int = typer.Option(8000, help="Port on 127.0.0.1."),
     max_tokens: int = typer.Option(512, help="Largest max_tokens the page may ask for."),
     open_browser: bool = typer.Option(False, "--open", help="Open the page in the default browser."),
+    index: Path | None = typer.Option(None, "--index", help="Media index to search from the page."),
 ) -> None:
     """The demo page (chat with any mix of uploaded or recorded inputs) on http://127.0.0.1:PORT/."""
     settings = _settings(
-        {"host": "127.0.0.1", "port": port, "web": True, "max_tokens": max_tokens, "max_body_mb": 40.0}
+        {"host": "127.0.0.1", "port": port, "web": True, "max_tokens": max_tokens, "max_body_mb": 40.0, "index": index}
     )
     if open_browser:
         import threading

@@ -65,10 +65,14 @@ class ServeSettings:
     limits: Limits = field(default_factory=serve_limits)
     web: bool = False
     """Serve the demo page at ``/``."""
+    index: Path | None = None
+    """A media index (``omnibind index build``) for ``/v1/search`` and chat's retrieved items; None = none."""
 
     def __post_init__(self) -> None:
         if self.media_root is not None:
             self.media_root = Path(self.media_root).expanduser().resolve()
+        if self.index is not None:
+            self.index = Path(self.index).expanduser().resolve()
         if isinstance(self.limits, dict):
             self.limits = Limits.from_dict({**serve_limits().__dict__, **self.limits})
         for name in ("max_body_bytes", "max_tokens_limit", "max_batch_size", "max_messages", "max_parts"):

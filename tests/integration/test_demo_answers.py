@@ -51,7 +51,7 @@ def test_demo_experts_switch_off_per_call(model):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="trained with pairs ('Describe each input.' names both), but this phrasing gets one input only (docs/RESULTS.md)",
+    reason="trained with pairs ('Describe each input.' names both); this phrasing gets one input (docs/RESULTS.md)",
 )
 def test_demo_mentions_both_inputs(model):
     msg = Message.user(

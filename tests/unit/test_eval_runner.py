@@ -240,7 +240,7 @@ def test_two_caches_on_one_file_write_at_once(tmp_path) -> None:
                 if i % 20 == 0:
                     c.commit()
             c.commit()
-        except BaseException as e:  # noqa: BLE001 - the test reports any failure
+        except BaseException as e:
             errors.append(e)
 
     threads = [threading.Thread(target=write, args=(c, t)) for c, t in zip(caches, "ab")]

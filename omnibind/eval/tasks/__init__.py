@@ -14,6 +14,9 @@ answer extraction, the metric and the baselines; Python hooks (``hooks.py`` or a
     metric: classification
     baselines: [chance, text_only]
 
+``method: probe`` tasks fit a linear probe on frozen features (``omnibind/eval/probe.py``; its
+training data under ``probe: {train: {builder: …}, val: {…}, train_limit, val_limit}``).
+
 ``method: hook`` tasks run one Python function instead (``metric: package.module:function``,
 ``fn(model, task, limit) -> metrics``): analyses that are not one model output per sample (the
 ``results`` suite's retrieval recall and Tux Paint ceiling); their ``dataset`` mapping needs no
@@ -44,9 +47,12 @@ RESULTS_DIR = TASKS_DIR / "results"
 """The ``results`` suite's tasks (docs/RESULTS.md): they read the data builders' held-out files."""
 RESULTS_TAG = "results"
 SUITES_FILE = TASKS_DIR / "suites.yaml"
-METHODS = ("bind", "rank", "generate", "hook")
+METHODS = ("bind", "rank", "generate", "hook", "probe")
 SELECTIONS = ("stratified", "dataset")
-BASELINES = ("chance", "text_only", "caption", "imagenet_top1")
+BASELINES = ("chance", "text_only", "caption", "imagenet_top1", "encoder_probe", "zero_shot")
+PROBE_BASELINES = ("encoder_probe", "zero_shot")
+"""Baselines of ``probe`` tasks only: the probe on raw encoder features, and the bind zero-shot."""
+PROBE_KEYS = {"train", "val", "train_limit", "val_limit"}
 _KEYS = {
     "task",
     "description",
@@ -69,6 +75,7 @@ _KEYS = {
     "calibrate",
     "select",
     "model_options",
+    "probe",
 }
 
 
@@ -98,6 +105,8 @@ class Task:
     calibrate: bool = False
     select: str = "stratified"
     model_options: dict[str, Any] = field(default_factory=dict)
+    probe: dict[str, Any] = field(default_factory=dict)
+    """``probe`` tasks: the training (and validation) data of the linear probe."""
     path: str | None = None
 
     def hook(self, name: str) -> Callable[..., Any]:
@@ -156,6 +165,9 @@ def parse_task(data: dict[str, Any], path: str | Path | None = None) -> Task:
         raise ConfigError(f"{where}: 'calibrate' needs method 'rank' and the text_only baseline")
     if method == "bind" and not data.get("templates"):
         raise ConfigError(f"{where}: a 'bind' task needs 'templates' (prompt ensembling)")
+    probe = _probe_spec(data.get("probe"), method, baselines, where)
+    if method == "probe" and "zero_shot" in baselines and not data.get("templates"):
+        raise ConfigError(f"{where}: the zero_shot baseline needs 'templates' (prompt ensembling)")
     if method == "generate" and not data.get("extract") and data["metric"] != "caption":
         raise ConfigError(f"{where}: a 'generate' task needs 'extract' (how to read the answer)")
     task = Task(
@@ -181,12 +193,41 @@ def parse_task(data: dict[str, Any], path: str | Path | None = None) -> Task:
         calibrate=bool(data.get("calibrate", False)),
         select=selection,
         model_options=dict(model_options),
+        probe=probe,
         path=str(path) if path else None,
     )
     task.hook(task.metric)  # fail at load time, not after an hour of generation
     if task.extract:
         task.hook(task.extract)
     return task
+
+
+def _probe_spec(spec: Any, method: str, baselines: list[str], where: str) -> dict[str, Any]:
+    """A ``probe`` task's training data: ``{train: {builder, …}, val: {builder, …}, train_limit, val_limit}``."""
+    if method != "probe":
+        if spec is not None:
+            raise ConfigError(f"{where}: 'probe' belongs to 'method: probe' tasks")
+        wrong = [b for b in baselines if b in PROBE_BASELINES]
+        if wrong:
+            raise ConfigError(f"{where}: baselines {wrong} belong to 'method: probe' tasks")
+        return {}
+    if not isinstance(spec, dict) or "train" not in spec:
+        raise ConfigError(f"{where}: a 'probe' task needs 'probe: {{train: {{builder: …}}}}'")
+    other = [b for b in baselines if b not in ("chance", *PROBE_BASELINES)]
+    if other:
+        raise ConfigError(f"{where}: a 'probe' task's baselines are chance, {', '.join(PROBE_BASELINES)}; got {other}")
+    unknown = set(spec) - PROBE_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown probe keys {sorted(unknown)}; allowed: {sorted(PROBE_KEYS)}")
+    for key in ("train", "val"):
+        ds = spec.get(key)
+        if ds is not None and not (isinstance(ds, dict) and "builder" in ds):
+            raise ConfigError(f"{where}: probe.{key} must be a mapping with 'builder'")
+    for key in ("train_limit", "val_limit"):
+        v = spec.get(key)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            raise ConfigError(f"{where}: probe.{key} must be a positive integer, got {v!r}")
+    return dict(spec)
 
 
 def load_task_file(path: str | Path) -> Task:
