@@ -156,7 +156,9 @@ def check_dataset(
     decode: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> CheckReport:
-    """Check a dataset file (omnibind JSONL or LLaVA JSON) and report every issue with its line."""
+    """Check a dataset file (omnibind JSONL, LLaVA JSON, LLaMA-Factory or ms-swift) and report every
+    issue with its line and sample id: placeholders are counted against the media of every sample
+    (in a foreign format, against the media column of each modality)."""
     report = CheckReport(file=str(path))
     media = MediaChecker(decode=decode)
     first_line: dict[str, int] = {}

@@ -27,9 +27,13 @@ def _fail(err: Exception, code: int = 2) -> None:
 
 @app.command()
 def check(
-    file: Path = typer.Argument(..., help="Dataset file: omnibind JSONL, or LLaVA JSON (a list)."),
-    image_folder: Path | None = typer.Option(None, help="LLaVA: folder the 'image' paths are relative to."),
-    fmt: str | None = typer.Option(None, "--format", help="jsonl | llava (default: detected)."),
+    file: Path = typer.Argument(..., help="Dataset file: omnibind JSONL, LLaVA JSON, LLaMA-Factory or ms-swift."),
+    image_folder: Path | None = typer.Option(
+        None, "--media-folder", "--image-folder", help="Folder the media paths are relative to (default: the file's)."
+    ),
+    fmt: str | None = typer.Option(
+        None, "--format", help="omnibind | llava | llamafactory | swift (default: detected)."
+    ),
     decode: bool = typer.Option(True, help="Decode every medium (--no-decode: only check that files exist)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     max_show: int = typer.Option(0, help="Print at most this many issues (0 = all)."),
@@ -102,8 +106,8 @@ def sources() -> None:
 
 @app.command()
 def stats(
-    file: Path = typer.Argument(..., help="Dataset file (JSONL or LLaVA JSON)."),
-    image_folder: Path | None = typer.Option(None, help="LLaVA image folder."),
+    file: Path = typer.Argument(..., help="Dataset file (any format `omnibind data check` reads)."),
+    image_folder: Path | None = typer.Option(None, "--media-folder", "--image-folder", help="Media folder."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Counts per split, source, task and modality; turns and answer lengths."""
@@ -126,23 +130,52 @@ def stats(
 
 @app.command()
 def convert(
-    file: Path = typer.Argument(..., help="LLaVA JSON (list of {id, image, conversations})."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output omnibind JSONL."),
-    image_folder: Path | None = typer.Option(None, help="Folder the 'image' paths are relative to."),
+    file: Path = typer.Argument(..., help="Input dataset (format detected; see --from)."),
+    out_arg: Path | None = typer.Argument(None, metavar="OUT", help="Output file."),
+    to: str = typer.Option("omnibind", "--to", help="omnibind | llamafactory | swift | llava."),
+    src: str | None = typer.Option(None, "--from", help="Input format (default: detected from its first record)."),
+    out_opt: Path | None = typer.Option(None, "--out", "-o", help="Output file (same as OUT)."),
+    image_folder: Path | None = typer.Option(
+        None, "--media-folder", "--image-folder", help="Folder the input's relative media paths are relative to."
+    ),
 ) -> None:
-    """Convert LLaVA JSON to omnibind JSONL (absolute media paths, so the output can live anywhere)."""
-    from omnibind.data.format import read_dataset, write_jsonl
+    """Convert between dataset formats: `omnibind data convert data.json out.jsonl --to swift`.
+
+    Media paths stay valid: relative paths are rewritten relative to the output's folder. Media
+    options and expert fields (labels, transcripts) exist only in omnibind's format and are dropped,
+    with a note, when writing another one.
+    """
+    from omnibind.data.format import DatasetError, dumps, placeholder_problems, read_dataset
+    from omnibind.data.formats import get, llamafactory
     from omnibind.errors import OmnibindError
 
+    out = out_arg or out_opt
+    if out is None:
+        _fail(ValueError("name the output file (OUT or --out)"))
+        return
     try:
-        samples = read_dataset(file, image_folder=image_folder, fmt="llava")
+        target = get(to).NAME
+        samples = read_dataset(file, image_folder=image_folder, fmt=src)
+        for s in samples:  # a media list out of step with the text would be converted wrongly
+            problems = placeholder_problems(s)
+            if problems:
+                raise DatasetError(s.file, s.line, f"sample {s.id!r}: {problems[0]} (see `omnibind data check`)")
+        _rebase(samples, out)
+        text = dumps(samples, target)
     except OmnibindError as e:
         _fail(e)
-    for s in samples:
-        for m in s.media:
-            m.path = str(m.resolve(s.base_dir).resolve())
-    write_jsonl(out, samples)
-    typer.echo(f"wrote {len(samples)} samples to {out}")
+        return
+    from omnibind.atomic import atomic_write_text
+
+    atomic_write_text(out, text)
+    dropped = sum(bool(m.options or m.extra) for s in samples for m in s.media)
+    if target != "omnibind" and dropped:
+        note = f"note: {dropped} media item(s) had options or expert fields; {target} cannot hold them"
+        typer.secho(note, fg="yellow")
+    typer.echo(f"wrote {len(samples)} samples to {out} ({target})")
+    if target == "llamafactory":
+        entry = {out.stem: llamafactory.dataset_info_entry(out.name, samples)}
+        typer.echo("its dataset_info.json entry (LLaMA-Factory's data folder):\n" + json.dumps(entry, indent=2))
 
 
 @app.command()

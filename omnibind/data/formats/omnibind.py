@@ -1,0 +1,37 @@
+"""omnibind's own dataset format: JSON Lines, one ``{"id", "media", "conversation", ...}`` per line
+(``omnibind.data.formats.sample`` parses a record; docs/DATA.md describes every field)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from omnibind.data.formats import jsonfile
+from omnibind.data.formats.sample import DatasetError, Record, Sample, parse_sample
+
+NAME = "omnibind"
+
+
+def iter_records(path: str | Path, media_folder: str | Path | None = None) -> Iterator[Record]:
+    """Every non-blank line as a ``Record`` (bad lines carry their error). Paths are relative to the
+    file's folder (or ``media_folder``)."""
+    path = Path(path)
+    base = Path(media_folder).resolve() if media_folder else path.resolve().parent
+    for line, obj, err in jsonfile.iter_raw(path):
+        if err is not None:
+            yield Record(line, error=err)
+            continue
+        try:
+            yield Record(line, sample=parse_sample(obj, file=path, line=line, base_dir=base))
+        except DatasetError as e:
+            yield Record(line, error=e)
+
+
+def from_sample(sample: Sample) -> dict[str, Any]:
+    return sample.to_dict()
+
+
+def dumps(samples: list[Sample] | list[dict[str, Any]]) -> str:
+    """JSON Lines text of samples (``Sample`` or plain dicts)."""
+    return jsonfile.dumps_jsonl([s.to_dict() if isinstance(s, Sample) else s for s in samples])
