@@ -172,11 +172,15 @@ def test_deadline_cancel_and_bad_input_inside_the_worker(lm):
     llm.reset_cache()  # earlier answers stay as prefix caches; start from none
 
     async def run():
-        sched = ContinuousScheduler(lm, max_batch_size=4, chunk_tokens=4, timeout_s=0.4)
+        sched = ContinuousScheduler(lm, max_batch_size=4, chunk_tokens=4, timeout_s=30)
         try:
-            slow = sched.submit_chat([Message.user(TEXTS[2])], {**greedy, "max_new_tokens": 400})
             gone = sched.submit_chat([Message.user(TEXTS[0])], {**greedy, "max_new_tokens": 400})
             broken = sched.submit_chat(bad, greedy)
+            # a deadline already past when the worker sees it: timed out however fast the machine is
+            # (a 0.4 s budget was a race: on an idle machine the tiny model finished inside it)
+            sched.timeout_s = 0.001
+            slow = sched.submit_chat([Message.user(TEXTS[2])], {**greedy, "max_new_tokens": 400})
+            sched.timeout_s = 30
             await asyncio.sleep(0.1)
             gone.cancel()
             with pytest.raises(RequestCancelledError):
@@ -188,7 +192,6 @@ def test_deadline_cancel_and_bad_input_inside_the_worker(lm):
             await asyncio.sleep(0.1)
             busy = [s.seq_id for s in llm._seqs.all if s.busy]
             lengths = llm.cache_lengths()
-            sched.timeout_s = 30
             ok = await sched.submit_chat([Message.user("Hi")], greedy).result()
             return busy, lengths, ok, sched.stats, sched.engine.active
         finally:
