@@ -157,7 +157,7 @@ every command built on it) where no ``backend=`` / ``--backend`` is given."""
 DEFAULT_INFERENCE_BACKEND = "llamacpp"
 LLAMACPP_MISSING = (
     "omnibind: llama-cpp-python is not installed, answering on the transformers backend (slower start); "
-    "`make install` or pip install 'omnibind[llamacpp]' adds it"
+    "`make install-dev` (builds it, ~7 min) or pip install 'omnibind[llamacpp]' adds it"
 )
 
 
