@@ -33,6 +33,12 @@ NoCacheOpt = typer.Option(False, "--no-cache", help="Do not read or write the ou
 BaselinesOpt = typer.Option(True, "--baselines/--no-baselines", help="Also score chance / text-only / caption.")
 TasksDirOpt = typer.Option([], "--tasks-dir", help="Extra folder of task YAML files (repeatable).")
 ProgressOpt = typer.Option(True, "--progress/--no-progress", help="Progress bars.")
+DataDirOpt = typer.Option(
+    None,
+    "--data-dir",
+    envvar="OMNIBIND_EVAL_DATA_DIR",
+    help="Folder holding your copies of official benchmarks (POPE, MME, ESC-50, ModelNet40) for *_official tasks.",
+)
 ThreadsOpt = typer.Option(
     0, "--threads", help="Torch CPU threads; 0 = the cores the load average leaves free (at least 1)."
 )
@@ -60,6 +66,7 @@ def _execute(
     tasks_dir: list[Path],
     progress: bool,
     threads: int = 0,
+    data_dir: Path | None = None,
 ) -> None:
     import os
 
@@ -74,7 +81,9 @@ def _execute(
 
     start = time.perf_counter()
     try:
-        reg = registry([str(d) for d in tasks_dir])
+        from omnibind.eval.datasets.official_common import with_data_dir
+
+        reg = with_data_dir(registry([str(d) for d in tasks_dir]), data_dir)
         for name in tasks:
             reg.get(name)
         if limit is not None:
@@ -194,6 +203,7 @@ def run_cmd(
     tasks_dir: list[Path] = TasksDirOpt,
     progress: bool = ProgressOpt,
     threads: int = ThreadsOpt,
+    data_dir: Path | None = DataDirOpt,
 ) -> None:
     """Run tasks: `omnibind eval run fmnist_bind pope_random --limit 50`."""
     selected: dict[str, int | None] = dict(_suite(suite, tasks_dir)) if suite else {}
@@ -203,7 +213,7 @@ def run_cmd(
         _fail(ValueError("name at least one task or --suite (see `omnibind eval list`)"))
     _execute(selected, suite=suite, limit=limit, seed=seed, batch_size=batch_size, out=out, model=model,
              endpoint=endpoint, api_key=api_key, cache=cache, no_cache=no_cache, baselines=baselines,
-             tasks_dir=tasks_dir, progress=progress, threads=threads)  # fmt: skip
+             tasks_dir=tasks_dir, progress=progress, threads=threads, data_dir=data_dir)  # fmt: skip
 
 
 def _suite_command(name: str, doc: str) -> None:

@@ -23,7 +23,10 @@ def test_bundled_tasks_load_and_suites_resolve() -> None:
     assert set(quick) <= set(names) and len(quick) >= 15
     results = suite_tasks("results")
     assert set(results) == {n for n in names if "results" in reg.get(n).tags} and len(results) == 20
-    assert set(suite_tasks("full")) == set(names) - set(results)  # the results tasks need built data
+    official = suite_tasks("official")
+    assert set(official) == {n for n in names if "official" in reg.get(n).tags} and len(official) == 4
+    # the results tasks need built data, the official ones the user's copies (--data-dir)
+    assert set(suite_tasks("full")) == set(names) - set(results) - set(official)
     assert {"quick", "full", "results"} <= set(suites())
     assert suites()["results"]["report"] == "omnibind.eval.results:tables"
     with pytest.raises(RegistryError):

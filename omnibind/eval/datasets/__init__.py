@@ -22,7 +22,8 @@ so a training pipeline can exclude exactly those. Item ids:
 A builder returns ``Sample``s in a fixed order; ``select`` applies ``--limit`` deterministically.
 Modules: ``base`` (``Sample``, the ``DATASETS`` registry, ``build``, ``select``), ``standard`` (the
 packaged sources), ``composites`` (POPE, DisCRn), ``heldout`` (the builders' test files),
-``realsets`` (the held-out real photos and sounds).
+``realsets`` (the held-out real photos and sounds), ``official_*`` (POPE, MME, ESC-50 and ModelNet40
+read from a user's copy in their official layouts: ``--data-dir``, see ``official_common``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ from omnibind.data.sources.tuxpaint import Stamp, stamp_name, stamps
 from omnibind.eval.datasets.base import DATASETS, Sample, build, select
 from omnibind.eval.datasets.composites import POPE_SETTINGS, discrn, pope, pope_objects
 from omnibind.eval.datasets.heldout import heldout_jsonl
+from omnibind.eval.datasets.official_esc50 import esc50_official
+from omnibind.eval.datasets.official_mme import mme_official
+from omnibind.eval.datasets.official_modelnet import modelnet40_official
+from omnibind.eval.datasets.official_pope import pope_official
 from omnibind.eval.datasets.realsets import heldout_photos, heldout_sounds
 from omnibind.eval.datasets.standard import (
     CATEGORY_NAMES,
@@ -69,14 +74,18 @@ __all__ = [
     "build",
     "discrn",
     "easy_vqa_mme",
+    "esc50_official",
     "fashion_mnist",
     "held_out_lists",
     "held_out_stamps",
     "heldout_jsonl",
     "heldout_photos",
     "heldout_sounds",
+    "mme_official",
+    "modelnet40_official",
     "pope",
     "pope_objects",
+    "pope_official",
     "select",
     "shape_points",
     "shapes_points",

@@ -46,6 +46,9 @@ TASKS_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = TASKS_DIR / "results"
 """The ``results`` suite's tasks (docs/RESULTS.md): they read the data builders' held-out files."""
 RESULTS_TAG = "results"
+OFFICIAL_DIR = TASKS_DIR / "official"
+"""Benchmarks read from a user's copy in their official layout (``--data-dir``; docs/EVALUATION.md)."""
+OFFICIAL_TAG = "official"
 SUITES_FILE = TASKS_DIR / "suites.yaml"
 METHODS = ("bind", "rank", "generate", "hook", "probe")
 SELECTIONS = ("stratified", "dataset")
@@ -268,6 +271,7 @@ def registry(extra_dirs: list[str | Path] | None = None) -> TaskRegistry:
         reg = TaskRegistry("eval task")
         reg.add_folder(TASKS_DIR)
         reg.add_folder(RESULTS_DIR)
+        reg.add_folder(OFFICIAL_DIR)
         _DEFAULT = reg
     if not extra_dirs:
         return _DEFAULT
@@ -296,7 +300,8 @@ def suites() -> dict[str, dict[str, Any]]:
 
 def suite_tasks(name: str, reg: TaskRegistry | None = None) -> dict[str, int | None]:
     """Task → limit of a suite; ``"*"`` in a suite means every registered task at its own default limit,
-    except the ``results`` suite's (tagged ``results``: they need ``omnibind data build`` first)."""
+    except the ``results`` suite's (tagged ``results``: they need ``omnibind data build`` first) and the
+    official-layout benchmarks (tagged ``official``: they need the user's copy, ``--data-dir``)."""
     reg = reg or registry()
     all_suites = suites()
     if name not in all_suites:
@@ -304,7 +309,8 @@ def suite_tasks(name: str, reg: TaskRegistry | None = None) -> dict[str, int | N
     out: dict[str, int | None] = {}
     for t, lim in all_suites[name]["tasks"].items():
         if t == "*":
-            out.update({n: reg.get(n).limit for n in reg if n not in out and RESULTS_TAG not in reg.get(n).tags})
+            skip = {RESULTS_TAG, OFFICIAL_TAG}
+            out.update({n: reg.get(n).limit for n in reg if n not in out and not skip & set(reg.get(n).tags)})
         else:
             reg.get(t)  # unknown names fail here
             out[t] = lim
