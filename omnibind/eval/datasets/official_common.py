@@ -53,7 +53,7 @@ def with_data_dir(registry: Any, data_dir: str | Path | None) -> Any:
     ``data_dir`` is empty. Tasks are copied, never modified: the bundled registry is shared."""
     if not data_dir:
         return registry
-    from omnibind.eval.datasets import DATASETS
+    from omnibind.eval.datasets.base import DATASETS
     from omnibind.eval.tasks import TaskRegistry
 
     out = TaskRegistry("eval task")
