@@ -1,6 +1,7 @@
 """``omnibind bench serve``: load-test the HTTP server on loopback, in-process.
 
-N closed-loop clients (each sends its next request when the previous one returns) for T seconds
+``--schedulers`` runs continuous batching and micro-batching at 1, 4, 8 and 16 clients (``--sweep``)
+side by side in one run. N closed-loop clients (each sends its next request when the previous one returns) for T seconds
 against a server on 127.0.0.1 → throughput, latency percentiles, error rate, peak RSS. With
 ``--compare`` the same load runs twice, with micro-batching and one-at-a-time
 (``max_batch_size=1``), and the ratio is the batching speedup. ``--soak`` samples RSS over a
@@ -81,6 +82,7 @@ def load_run(
     max_batch_size: int,
     image: bytes | None = None,
     rss_every: float = 0.5,
+    scheduler: str = "auto",
 ) -> dict[str, Any]:
     """One timed run: start a server, drive it with ``clients`` closed-loop clients, stop it."""
     import httpx
@@ -94,6 +96,7 @@ def load_run(
     seconds = max(1.0, min(float(seconds), MAX_SECONDS))
     settings = ServeSettings(
         max_batch_size=max_batch_size,
+        scheduler=scheduler,
         max_queue=max(clients * 2, 8),
         max_tokens_limit=max(max_tokens, 8),
         request_timeout_s=max(60.0, seconds * 2),
@@ -149,14 +152,19 @@ def load_run(
             for t in threads:
                 t.join(seconds + settings.request_timeout_s + 30)
             elapsed = time.perf_counter() - start
-        stats = srv.server.config.app.state.batcher.stats
-        batches, batched = stats.batches, stats.batched_requests
+        worker = srv.server.config.app.state.batcher
+        stats, kind = worker.stats, worker.kind
+        # continuous: sequences per decode step; micro: requests per batch
+        batches, batched = (
+            (stats.steps, stats.step_rows) if kind == "continuous" else (stats.batches, stats.batched_requests)
+        )
     done = len(latencies)
     total = done + len(errors)
     return {
         "clients": clients,
         "seconds": round(elapsed, 2),
         "max_batch_size": max_batch_size,
+        "scheduler": kind,
         "max_tokens": max_tokens,
         "with_image": image is not None,
         "requests": done,
@@ -173,6 +181,38 @@ def load_run(
         "peak_rss_mb": round(max(r for _, r in rss.samples) / 2**20, 1),
         "rss_samples_mb": [(round(t, 1), round(r / 2**20, 1)) for t, r in rss.samples],
     }
+
+
+def scheduler_sweep(
+    model: Any, clients: list[int], seconds: float, max_tokens: int, batch_size: int, image: bytes | None
+) -> list[dict[str, Any]]:
+    """Continuous batching vs micro-batching at each client count, side by side in one run
+    (the two alternate per client count, so a change in machine load hits both)."""
+    rows = []
+    for n in clients:
+        cont = load_run(
+            model,
+            clients=n,
+            seconds=seconds,
+            max_tokens=max_tokens,
+            max_batch_size=batch_size,
+            image=image,
+            scheduler="continuous",
+        )
+        micro = load_run(
+            model,
+            clients=n,
+            seconds=seconds,
+            max_tokens=max_tokens,
+            max_batch_size=batch_size,
+            image=image,
+            scheduler="micro",
+        )
+        for r in (cont, micro):
+            r.pop("rss_samples_mb", None)
+        ratio = round(cont["tokens_per_s"] / max(micro["tokens_per_s"], 1e-9), 2)
+        rows.append({"clients": n, "continuous": cont, "micro": micro, "throughput_ratio": ratio})
+    return rows
 
 
 def soak_verdict(samples: list[tuple[float, float]], bound_mb: float) -> dict[str, Any]:
@@ -202,6 +242,13 @@ def bench_serve_command(
     soak: float = typer.Option(0.0, min=0, max=MAX_SOAK, help="Soak: run this many seconds, sampling RSS."),
     rss_bound_mb: float = typer.Option(64.0, help="Soak passes if RSS grows by at most this much."),
     out: Path | None = typer.Option(None, "--out", help="Also write the figures as JSON."),
+    backend: str | None = typer.Option(None, "--backend", help="LLM backend override: transformers | llamacpp."),
+    schedulers: bool = typer.Option(
+        False,
+        "--schedulers",
+        help="Continuous vs micro-batching at each --sweep client count, in one run (llama.cpp).",
+    ),
+    sweep: str = typer.Option("1,4,8,16", help="Client counts of --schedulers."),
 ) -> None:
     """Load-test the HTTP server on 127.0.0.1: throughput, p50/p95/p99 latency, errors, peak RSS,
     batching speedup (batched vs one-at-a-time) and an optional RSS soak."""
@@ -213,14 +260,18 @@ def bench_serve_command(
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(max(1, min(os.cpu_count() or 1, 8)))
-    m = omnibind.load(model)
+    m = omnibind.load(model, backend=backend)
     img = None
     if image:
         from omnibind.bench.core import example_files
 
         img = Path(example_files()["image"]).read_bytes()
     results: dict[str, Any] = {"model": m.config.name, "threads": torch.get_num_threads()}
-    if soak > 0:
+    if schedulers:
+        results["schedulers"] = scheduler_sweep(
+            m, [int(c) for c in sweep.split(",") if c.strip()], seconds, max_tokens, batch_size, img
+        )
+    elif soak > 0:
         run = load_run(
             m, clients=clients, seconds=soak, max_tokens=max_tokens, max_batch_size=batch_size, image=img, rss_every=2.0
         )
@@ -253,6 +304,16 @@ def _print(results: dict[str, Any]) -> None:
             f"p50 {r['latency_p50_s']:.2f} s  p95 {r['latency_p95_s']:.2f} s  p99 {r['latency_p99_s']:.2f} s  "
             f"errors {r['error_rate']:.1%}  mean batch {r['mean_batch_size']}  peak RSS {r['peak_rss_mb']:.0f} MiB"
         )
+    if "schedulers" in results:
+        typer.echo("clients  scheduler    tok/s   req/s  p50 s  p95 s  errors  mean batch")
+        for row in results["schedulers"]:
+            for name in ("continuous", "micro"):
+                r = row[name]
+                typer.echo(
+                    f"{row['clients']:>7}  {name:<10} {r['tokens_per_s']:>7.1f} {r['requests_per_s']:>7.2f} "
+                    f"{r['latency_p50_s']:>6.2f} {r['latency_p95_s']:>6.2f} {r['error_rate']:>7.1%}  {r['mean_batch_size']}"
+                )
+            typer.echo(f"{'':>7}  continuous ÷ micro throughput: {row['throughput_ratio']}×")
     if "speedup_tokens_per_s" in results:
         typer.echo(
             f"batching speedup: {results['speedup_tokens_per_s']}× tokens/s, "
