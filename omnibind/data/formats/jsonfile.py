@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +117,22 @@ def dumps_jsonl(records: list[dict[str, Any]]) -> str:
 def dumps_array(records: list[dict[str, Any]]) -> str:
     """A JSON array, one indented element after another (LLaVA's and LLaMA-Factory's layout)."""
     return json.dumps(records, ensure_ascii=False, indent=2) + "\n"
+
+
+def iter_records(path: str | Path, media_folder: str | Path | None, parse: Callable[..., Any]) -> Iterator[Any]:
+    """Every record of a JSON/JSONL dataset file as a ``Record``: ``parse(obj, file=, line=,
+    base_dir=, index=)`` makes its sample, a malformed record or a ``DatasetError`` its error.
+    Media paths resolve against ``media_folder`` or the file's folder; ``index`` counts from 1.
+    The one loop every format's reader shares."""
+    from omnibind.data.formats.sample import Record
+
+    path = Path(path)
+    base = Path(media_folder).resolve() if media_folder else path.resolve().parent
+    for n, (line, obj, err) in enumerate(iter_raw(path), 1):
+        if err is not None:
+            yield Record(line, error=err)
+            continue
+        try:
+            yield Record(line, sample=parse(obj, file=path, line=line, base_dir=base, index=n))
+        except DatasetError as e:
+            yield Record(line, error=e)

@@ -61,17 +61,8 @@ def find_spec(path: Path) -> Spec:
 
 def iter_records(path: str | Path, media_folder: str | Path | None = None) -> Iterator[Record]:
     """Every record of a LLaMA-Factory file (see the module docstring)."""
-    path = Path(path)
-    base = Path(media_folder).resolve() if media_folder else path.resolve().parent
-    spec = find_spec(path)
-    for n, (line, obj, err) in enumerate(jsonfile.iter_raw(path), 1):
-        if err is not None:
-            yield Record(line, error=err)
-            continue
-        try:
-            yield Record(line, sample=to_sample(obj, spec, file=path, line=line, base_dir=base, index=n))
-        except DatasetError as e:
-            yield Record(line, error=e)
+    spec = find_spec(Path(path))
+    yield from jsonfile.iter_records(path, media_folder, lambda obj, **kw: to_sample(obj, spec, **kw))
 
 
 def to_sample(

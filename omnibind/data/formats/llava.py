@@ -22,16 +22,7 @@ _BACK = {"user": "human", "assistant": "gpt", "system": "system"}
 
 def iter_records(path: str | Path, media_folder: str | Path | None = None) -> Iterator[Record]:
     """Every record of a LLaVA JSON (or JSONL) file; line numbers are where each element starts."""
-    path = Path(path)
-    base = Path(media_folder).resolve() if media_folder else path.resolve().parent
-    for n, (line, obj, err) in enumerate(jsonfile.iter_raw(path), 1):
-        if err is not None:
-            yield Record(line, error=err)
-            continue
-        try:
-            yield Record(line, sample=to_sample(obj, file=path, line=line, base_dir=base, index=n))
-        except DatasetError as e:
-            yield Record(line, error=e)
+    yield from jsonfile.iter_records(path, media_folder, to_sample)
 
 
 def to_sample(

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from omnibind.data.formats import jsonfile
-from omnibind.data.formats.sample import DatasetError, Record, Sample, parse_sample
+from omnibind.data.formats.sample import Record, Sample, parse_sample
 
 NAME = "omnibind"
 
@@ -16,16 +16,11 @@ NAME = "omnibind"
 def iter_records(path: str | Path, media_folder: str | Path | None = None) -> Iterator[Record]:
     """Every non-blank line as a ``Record`` (bad lines carry their error). Paths are relative to the
     file's folder (or ``media_folder``)."""
-    path = Path(path)
-    base = Path(media_folder).resolve() if media_folder else path.resolve().parent
-    for line, obj, err in jsonfile.iter_raw(path):
-        if err is not None:
-            yield Record(line, error=err)
-            continue
-        try:
-            yield Record(line, sample=parse_sample(obj, file=path, line=line, base_dir=base))
-        except DatasetError as e:
-            yield Record(line, error=e)
+    yield from jsonfile.iter_records(
+        path,
+        media_folder,
+        lambda obj, index, **kw: parse_sample(obj, **kw),  # ids are the file's own
+    )
 
 
 def from_sample(sample: Sample) -> dict[str, Any]:
