@@ -155,8 +155,9 @@ class Item:
 
 def read_items(folder: str | Path, *, with_media: bool = False, registry: Any = None) -> dict[str, list[Item]]:
     """Items of every task in an eval output folder whose answers are text (``generate`` tasks)."""
-    from omnibind.eval.datasets import Sample, build
+    from omnibind.eval.datasets import build
     from omnibind.eval.prompts import build_messages
+    from omnibind.eval.report import sample_from_log
     from omnibind.eval.tasks import registry as default_registry
 
     out_dir = Path(folder)
@@ -176,17 +177,7 @@ def read_items(folder: str | Path, *, with_media: bool = False, registry: Any = 
             if not line.strip():
                 continue
             x = json.loads(line)
-            s = Sample(
-                x["id"],
-                x["item"],
-                x["source"],
-                [],
-                x["target"],
-                x["options"],
-                x.get("refs") or [],
-                x["vars"],
-                x["meta"],
-            )
+            s = sample_from_log(x)
             question = build_messages(task, s, "text_only")[-1].text
             kinds = ", ".join(m["modality"] for m in x["media"])
             if kinds:

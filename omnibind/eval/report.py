@@ -276,7 +276,6 @@ def _unit_note(metric: str) -> str:
 # --- re-scoring ------------------------------------------------------------------------------------------
 def rescore(folder: str | Path, registry: Any = None) -> dict[str, Path]:
     """Recompute answers and metrics from ``samples/*.jsonl`` with the current task hooks; rewrite reports."""
-    from omnibind.eval.datasets import Sample
     from omnibind.eval.runner import chance_metrics, extract
     from omnibind.eval.tasks import registry as default_registry
 
@@ -296,20 +295,7 @@ def rescore(folder: str | Path, registry: Any = None) -> dict[str, Path]:
             records.append(old)
             continue
         lines = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
-        samples = [
-            Sample(
-                x["id"],
-                x["item"],
-                x["source"],
-                [],
-                x["target"],
-                x["options"],
-                x.get("refs") or [],
-                x["vars"],
-                x["meta"],
-            )
-            for x in lines
-        ]
+        samples = [sample_from_log(x) for x in lines]
         for sysname, srec in old["systems"].items():
             if srec.get("skipped"):
                 continue
@@ -327,3 +313,13 @@ def rescore(folder: str | Path, registry: Any = None) -> dict[str, Path]:
         records.append(old)
     meta = {**body["meta"], "rescored": time.strftime("%Y-%m-%d %H:%M:%S")}
     return write_summary(out, records, meta)
+
+
+def sample_from_log(x: dict[str, Any]) -> Any:
+    """A sample as a run's ``samples/<task>.jsonl`` row records it (media are not stored: names only),
+    enough to re-extract and re-score its outputs or to judge them."""
+    from omnibind.eval.datasets import Sample
+
+    return Sample(
+        x["id"], x["item"], x["source"], [], x["target"], x["options"], x.get("refs") or [], x["vars"], x["meta"]
+    )
