@@ -190,23 +190,17 @@ def scheduler_sweep(
     (the two alternate per client count, so a change in machine load hits both)."""
     rows = []
     for n in clients:
-        cont = load_run(
-            model,
-            clients=n,
-            seconds=seconds,
-            max_tokens=max_tokens,
-            max_batch_size=batch_size,
-            image=image,
-            scheduler="continuous",
-        )
-        micro = load_run(
-            model,
-            clients=n,
-            seconds=seconds,
-            max_tokens=max_tokens,
-            max_batch_size=batch_size,
-            image=image,
-            scheduler="micro",
+        cont, micro = (
+            load_run(
+                model,
+                clients=n,
+                seconds=seconds,
+                max_tokens=max_tokens,
+                max_batch_size=batch_size,
+                image=image,
+                scheduler=kind,
+            )
+            for kind in ("continuous", "micro")
         )
         for r in (cont, micro):
             r.pop("rss_samples_mb", None)
@@ -311,7 +305,8 @@ def _print(results: dict[str, Any]) -> None:
                 r = row[name]
                 typer.echo(
                     f"{row['clients']:>7}  {name:<10} {r['tokens_per_s']:>7.1f} {r['requests_per_s']:>7.2f} "
-                    f"{r['latency_p50_s']:>6.2f} {r['latency_p95_s']:>6.2f} {r['error_rate']:>7.1%}  {r['mean_batch_size']}"
+                    f"{r['latency_p50_s']:>6.2f} {r['latency_p95_s']:>6.2f} {r['error_rate']:>7.1%}  "
+                    f"{r['mean_batch_size']}"
                 )
             typer.echo(f"{'':>7}  continuous ÷ micro throughput: {row['throughput_ratio']}×")
     if "speedup_tokens_per_s" in results:
