@@ -89,7 +89,8 @@ def load_run(
 
     from omnibind.messages import MediaPart, Message
     from omnibind.serve.http import BackgroundServer, create_app
-    from omnibind.serve.openai_wire import chat_request, parse_completion
+    from omnibind.serve.openai_responses import parse_completion
+    from omnibind.serve.openai_wire import chat_request
     from omnibind.serve.settings import ServeSettings
 
     clients = max(1, min(int(clients), MAX_CLIENTS))

@@ -20,7 +20,8 @@ import numpy as np
 from omnibind.errors import ConfigError, OmnibindError
 from omnibind.hashing import digest
 from omnibind.messages import MediaPart, Message
-from omnibind.serve.openai_wire import encode_messages, encode_part, parse_embeddings, reply_text
+from omnibind.serve.openai_responses import parse_embeddings, reply_text
+from omnibind.serve.openai_wire import encode_messages, encode_part
 
 
 class UnsupportedMethodError(OmnibindError):

@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from omnibind.serve.errors import bad, is_int, json_type, to_api_error
-from omnibind.serve.openai_wire import (
-    MAX_CHOICES,
-    OpenAIFields,
+from omnibind.serve.openai_responses import (
     choice_body,
     chunk_body,
     completion_body,
@@ -27,6 +25,7 @@ from omnibind.serve.openai_wire import (
     text_choice,
     text_completion_body,
 )
+from omnibind.serve.openai_wire import MAX_CHOICES, OpenAIFields
 from omnibind.serve.requests import ChatRequest, parse_chat_request
 from omnibind.serve.tools import ToolStreamParser, extract_tool_calls
 

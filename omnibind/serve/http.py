@@ -29,7 +29,7 @@ from omnibind.serve import search as media_search
 from omnibind.serve.batching import QueueFullError, QueueWorker
 from omnibind.serve.errors import APIError, to_api_error
 from omnibind.serve.metrics import Metrics
-from omnibind.serve.openai_wire import embeddings_body, model_card, with_retrieved
+from omnibind.serve.openai_responses import embeddings_body, model_card, with_retrieved
 from omnibind.serve.requests import decode_media, parse_chat_request, parse_embedding_inputs
 from omnibind.serve.scheduler import make_scheduler
 from omnibind.serve.settings import ServeSettings

@@ -21,7 +21,8 @@ from typing import Any
 from omnibind.hashing import file_hash
 from omnibind.messages import MEDIA_MODALITIES, Message, MixPart, Part, RetrievedPart, TextPart
 from omnibind.serve.errors import APIError, bad, is_int, json_type
-from omnibind.serve.openai_wire import RETRIEVE_FIELD, SEARCH_MEDIA_PATH, PartBudget, parse_part
+from omnibind.serve.openai_responses import RETRIEVE_FIELD, SEARCH_MEDIA_PATH
+from omnibind.serve.openai_wire import PartBudget, parse_part
 from omnibind.serve.settings import ServeSettings
 
 MAX_K = 50

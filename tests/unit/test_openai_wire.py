@@ -9,20 +9,22 @@ import numpy as np
 import pytest
 
 from omnibind.messages import MediaPart, Message, MixPart, TextPart
-from omnibind.serve.openai_wire import (
+from omnibind.serve.openai_responses import (
     Completion,
-    chat_request,
     chunk_body,
     completion_body,
     embeddings_body,
-    encode_message,
-    encode_messages,
-    encode_part,
     parse_chunks,
     parse_completion,
     parse_embeddings,
-    parse_messages,
     reply_text,
+)
+from omnibind.serve.openai_wire import (
+    chat_request,
+    encode_message,
+    encode_messages,
+    encode_part,
+    parse_messages,
 )
 from omnibind.serve.requests import parse_chat_request
 from omnibind.serve.settings import ServeSettings

@@ -22,7 +22,7 @@ from omnibind.index.build import DEFAULT_DIRNAME, build_index
 from omnibind.index.store import Entry, MediaIndex
 from omnibind.messages import Image, Message, RetrievedPart, TextPart, as_conversation
 from omnibind.serve.http import BackgroundServer, create_app
-from omnibind.serve.openai_wire import reply_parts
+from omnibind.serve.openai_responses import reply_parts
 from omnibind.serve.settings import ServeSettings
 
 
