@@ -10,8 +10,9 @@ does it for frozen encoders anyway; media of trainable encoders are decoded once
   names the file, the problem and the sample's ``file:line``, and the run's report
   (``metrics.json`` → ``bad_media``) lists them all with the count. The set of samples trained on
   is fixed before step 0, so batches stay deterministic and a resumed run sees the same set.
-- ``error``: the run stops at the first bad medium with a ``DatasetError`` naming the sample's
-  ``file:line`` (run ``omnibind data check FILE`` to list every problem at once).
+- ``error``: the run stops before step 0 with a ``DatasetError`` naming the first sample (in file
+  order) that uses a bad medium, its ``file:line``, and how many bad media there are; the warnings
+  above it list every one (``omnibind data check FILE`` lists every problem of a file, too).
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ def _ident(part: MediaPart) -> tuple[str, str]:
 class BadMediaReport:
     """Collects bad media while features are computed, then drops the samples that use them.
 
-    ``record`` is the ``on_error`` of ``FeatureStore.precompute``; ``drop`` filters a split;
-    ``to_dict`` goes into the run's report.
+    ``record`` is the ``on_error`` of ``FeatureStore.precompute``; ``drop`` filters a split (and
+    under ``error`` raises instead); ``to_dict`` goes into the run's report.
     """
 
     def __init__(self, samples: Sequence[TrainSample], policy: str = "skip"):
@@ -56,6 +57,7 @@ class BadMediaReport:
             raise ValueError(f"on_bad_media: expected one of {POLICIES}, got {policy!r}")
         self.policy = policy
         self._users: dict[tuple[str, str], list[TrainSample]] = {}
+        self._order = {id(s): i for i, s in enumerate(samples)}
         for s in samples:
             for m in s.media:
                 users = self._users.setdefault(_ident(m), [])
@@ -65,30 +67,27 @@ class BadMediaReport:
         self.skipped: dict[str, list[str]] = {}
 
     def record(self, part: MediaPart, error: InputError) -> None:
-        """A medium failed to decode: fatal under ``error``, else noted (once) and warned about."""
+        """A medium failed to decode: noted (once) and warned about."""
         ident = _ident(part)
         users = self._users.get(ident, [])
         problem = error.problem if isinstance(error, InputError) else str(error)
-        if self.policy == "error":
-            first = users[0] if users else None
-            raise DatasetError(
-                first.file if first else None,
-                first.line if first else None,
-                f"{part.modality} {part.source}: {problem} (data.on_bad_media: error; use 'skip' to train without it)",
-            ) from error
         if ident in self.media:
             return
         self.media[ident] = BadMedium(str(part.source), part.modality, problem, [s.where for s in users])
         if len(self.media) <= _WARN_LINES:
             where = users[0].where if users else str(part.source)
             more = f" (and {len(users) - 1} more samples)" if len(users) > 1 else ""
-            print(
-                f"warning: {where}: skipping the sample{more}: {part.modality} {part.source}: {problem}",
-                file=sys.stderr,
-            )
+            what = "bad medium in the sample" if self.policy == "error" else "skipping the sample"
+            print(f"warning: {where}: {what}{more}: {part.modality} {part.source}: {problem}", file=sys.stderr)
 
     def drop(self, samples: Sequence[TrainSample], split: str) -> list[TrainSample]:
-        """``samples`` without those that use a bad medium (each counted under ``split``)."""
+        """``samples`` without those that use a bad medium (each counted under ``split``).
+
+        Under ``error`` a bad medium raises ``DatasetError`` here instead, naming the first sample
+        (in file order) that uses one.
+        """
+        if self.policy == "error" and self.media:
+            self._raise_first()
         keep, skipped = [], self.skipped.setdefault(split, [])
         for s in samples:
             if any(_ident(m) in self.media for m in s.media):
@@ -96,6 +95,24 @@ class BadMediaReport:
             else:
                 keep.append(s)
         return keep
+
+    def _raise_first(self) -> None:
+        """The ``error`` policy: a ``DatasetError`` at the first sample (file order) with a bad medium."""
+        last = len(self._order)
+
+        def position(ident: tuple[str, str]) -> int:
+            return min((self._order.get(id(s), last) for s in self._users.get(ident, [])), default=last)
+
+        ident = min(self.media, key=position)
+        bad = self.media[ident]
+        users = self._users.get(ident, [])  # in sample order
+        more = f"; {len(self.media) - 1} more undecodable media (see the warnings)" if len(self.media) > 1 else ""
+        policy = "data.on_bad_media is 'error'; 'skip' leaves such samples out"
+        raise DatasetError(
+            users[0].file if users else None,
+            users[0].line if users else None,
+            f"{bad.modality} {bad.path}: {bad.problem}{more} ({policy})",
+        )
 
     @property
     def count(self) -> int:
