@@ -70,12 +70,16 @@ TRAIN_POINTS = {
 
 
 @pytest.mark.parametrize("point", list(TRAIN_POINTS))
-def test_run_killed_mid_way_resumes_to_the_uninterrupted_weights(model_file, dataset, reference, tmp_path, point):
+def test_run_killed_mid_way_resumes_to_the_uninterrupted_weights(
+    model_file, dataset, reference, tmp_path, capsys, point
+):
     out = tmp_path / "run"
     cfg = stage_cfg(model_file, dataset, out)
     kill_forked(point.format(last=out / "last"), lambda: run_cfg(cfg), tmp_path / "marks")
     assert _saved_step(out) == TRAIN_POINTS[point]
+    capsys.readouterr()
     resumed = run_cfg(cfg)
+    assert f"resuming {out} at step {TRAIN_POINTS[point]}" in capsys.readouterr().out  # not started over
     _same_weights(reference.last / "model", resumed.last / "model")
     _same_weights(reference.final, resumed.final)
     assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in reference.history], rel=1e-5)
@@ -124,6 +128,7 @@ def test_train_cli_killed_after_a_checkpoint_resumes_exactly(model_file, dataset
     kill_command("train.saved#2", argv, tmp_path / "marks", env=env, cwd=ROOT)
     assert _saved_step(out) == 8
     resumed = run_cfg(stage_cfg(model_file, dataset, out))
+    assert resumed.history[7]["step"] == 8 and len(resumed.history) == 12
     _same_weights(reference.final, resumed.final)
 
 
