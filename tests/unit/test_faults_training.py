@@ -53,9 +53,11 @@ def _same_weights(a_dir: Path, b_dir: Path) -> None:
 
 
 def _saved_step(out: Path) -> int:
-    from omnibind.atomic import recover_dir
-
-    return json.loads((recover_dir(out / "last") / "trainer_state.json").read_text())["step"]
+    """The step of the training state a reader would find, without repairing anything on disk (the
+    resumed run must do that itself)."""
+    last = out / "last"
+    folder = last if last.exists() else out / ".last.old"  # the latter: killed between the renames
+    return json.loads((folder / "trainer_state.json").read_text())["step"]
 
 
 # crash point in the run ({last}: its last/ folder) → the step the resumed run starts from
