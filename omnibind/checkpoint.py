@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from omnibind import __version__
-from omnibind.atomic import atomic_dir, atomic_write_text, recover_dir
+from omnibind.atomic import atomic_dir, atomic_write_text, crash_point, recover_dir
 from omnibind.config import ModelConfig
 from omnibind.errors import CheckpointError
 from omnibind.hashing import content_hash
@@ -92,6 +92,7 @@ def write_checkpoint(
     folder = Path(folder)
     config.save(folder / CONFIG_FILE)
     save_weights(state, folder / WEIGHTS_FILE)
+    crash_point("checkpoint.weights", folder)  # weights written, manifest not yet: the folder is not swapped in
     manifest = build_manifest(
         config, state, folder / WEIGHTS_FILE, encoders, base_fingerprint=base_fingerprint, extra=extra
     )

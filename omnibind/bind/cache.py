@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from omnibind.atomic import atomic_file, atomic_write_text
 from omnibind.errors import CheckpointError
 
 
@@ -56,27 +57,35 @@ class RetrievalCache:
         return torch.nn.functional.normalize(out, dim=-1)
 
     def save(self, folder: str | Path) -> None:
-        """Write vectors (safetensors) and keys (JSON) atomically; no pickles."""
+        """Write vectors and keys atomically into ``folder``; no pickles.
+
+        ``cache.safetensors`` holds the vectors *and* their keys (in its metadata), so the one file
+        that is swapped in last is the whole truth: a kill between the two writes leaves the old or
+        the new cache, never new vectors under old keys. ``cache_keys.json`` is kept for readers of
+        the older layout.
+        """
         from safetensors.numpy import save_file
 
         d = Path(folder)
-        d.mkdir(parents=True, exist_ok=True)
-        tmp = d / "cache.safetensors.tmp"
-        save_file({"vectors": self.index.reconstruct_n(0, len(self))}, str(tmp))
-        tmp.replace(d / "cache.safetensors")
-        (d / "cache_keys.json.tmp").write_text(json.dumps({"dim": self.dim, "keys": self.keys}))
-        (d / "cache_keys.json.tmp").replace(d / "cache_keys.json")
+        keys = json.dumps({"dim": self.dim, "keys": self.keys})
+        atomic_write_text(d / "cache_keys.json", keys)
+        with atomic_file(d / "cache.safetensors") as tmp:
+            save_file({"vectors": self.index.reconstruct_n(0, len(self))}, str(tmp), metadata={"keys": keys})
 
     @classmethod
     def load(cls, folder: str | Path) -> RetrievalCache:
-        from safetensors.numpy import load_file
+        from safetensors import SafetensorError, safe_open
 
         d = Path(folder)
         try:
-            meta = json.loads((d / "cache_keys.json").read_text())
-            vectors = load_file(str(d / "cache.safetensors"))["vectors"]
-        except (OSError, ValueError, KeyError) as e:
+            with safe_open(str(d / "cache.safetensors"), framework="numpy") as f:
+                vectors = f.get_tensor("vectors")
+                embedded = (f.metadata() or {}).get("keys")
+            meta = json.loads(embedded if embedded is not None else (d / "cache_keys.json").read_text())
+        except (OSError, ValueError, KeyError, SafetensorError) as e:
             raise CheckpointError(f"{d}: cannot read retrieval cache: {e}") from e
+        if len(meta["keys"]) != len(vectors):
+            raise CheckpointError(f"{d}: retrieval cache holds {len(vectors)} vectors for {len(meta['keys'])} keys")
         cache = cls(int(meta["dim"]))
         cache.add(vectors, list(meta["keys"]))
         return cache

@@ -5,7 +5,10 @@ Layout: ``<root>/<encoder fingerprint>/shard-*.safetensors`` plus ``encoder.json
 ``pooled`` (n, D), optionally ``tokens`` (n, L, Dt) and ``token_mask`` (n, L), and its item keys in
 the safetensors metadata (so there is no separate index to corrupt: the index is rebuilt by reading
 shard headers). Shards are written atomically (temp file + rename) under unique names, so a killed
-run loses at most the shard in progress and several processes may fill one cache at once. A new
+run loses at most the shard in progress and several processes may fill one cache at once; a
+shard that cannot be read all the same (copied half, damaged disk) is left out with a warning and
+its items are encoded again; temporaries of killed writers are removed when the folder is next
+indexed (``omnibind.atomic.sweep_stale``). A new
 encoder fingerprint (other weights, other preprocessing params) means a new folder: stale features
 are never served. A cache asked for tokens (``store_tokens``, what a token-reading projector
 needs) treats an item stored without them (by a pooled-only run) as missing and encodes it again,
@@ -23,11 +26,13 @@ import json
 import os
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from omnibind.atomic import atomic_write_bytes, atomic_write_text
+from omnibind.atomic import atomic_write_bytes, atomic_write_text, crash_point, sweep_stale
+from omnibind.errors import InputError
 
 SHARD_GLOB = "shard-*.safetensors"
 
@@ -71,11 +76,21 @@ class FeatureCache:
 
             index: dict[str, tuple[Path, int]] = {}
             with_tokens: set[str] = set()
+            from safetensors import SafetensorError
+
             folder = self.root / _safe_name(fp)
+            if folder.is_dir():
+                sweep_stale(folder, r"shard-.*")
             for shard in sorted(folder.glob(SHARD_GLOB)):
-                with safe_open(str(shard), framework="pt") as f:
-                    keys = json.loads((f.metadata() or {}).get("keys", "[]"))
-                    has_tokens = "tokens" in set(f.keys())
+                try:
+                    with safe_open(str(shard), framework="pt") as f:
+                        keys = json.loads((f.metadata() or {}).get("keys", "[]"))
+                        has_tokens = "tokens" in set(f.keys())
+                except (SafetensorError, OSError, ValueError) as e:
+                    # never written torn by omnibind (atomic rename), but a copied or damaged cache
+                    # may hold one: its items count as missing and are encoded again
+                    warnings.warn(f"{shard}: unreadable feature-cache shard, ignored ({e})", stacklevel=2)
+                    continue
                 self._add(index, with_tokens, keys, shard, has_tokens)
             self._index[fp] = index
             self._with_tokens[fp] = with_tokens
@@ -113,34 +128,82 @@ class FeatureCache:
         batch_size: int = 16,
         desc: str | None = None,
     ) -> Any:
-        """Features for ``items`` (key, loader) in order, encoding only what is not cached yet."""
-        from omnibind.encoders.base import EncoderOutput
+        """Features for ``items`` (key, loader) in order, encoding only what is not cached yet.
 
+        A loader that raises stops the call (its ``InputError`` names the file); ``fill`` with
+        ``on_error`` skips such items instead.
+        """
         if not items:
             raise ValueError("get_or_compute needs at least one item")
+        self.fill(encoder, items, batch_size=batch_size, desc=desc)
+        return self.read(encoder, [k for k, _ in items])
+
+    def fill(
+        self,
+        encoder: Any,
+        items: Sequence[tuple[str, Callable[[], Any]]],
+        *,
+        batch_size: int = 16,
+        desc: str | None = None,
+        on_error: Callable[[str, InputError], None] | None = None,
+    ) -> set[str]:
+        """Encode and store the items not cached yet; returns the keys whose loader failed.
+
+        With ``on_error``, an item whose loader raises ``InputError`` (a corrupt, truncated or
+        missing file) is reported as ``on_error(key, error)`` and left out: nothing is stored for
+        it, so a later call tries it again. Without, the error propagates.
+        """
         fp = encoder.fingerprint()
         self._load_index(fp)
         # an encoder without tokens stores none: only then may pooled-only rows serve a tokens reader
         want_tokens = self.store_tokens and getattr(encoder, "token_dim", None) is not None
         missing = list(dict.fromkeys(k for k, _ in items if not self._usable(fp, k, want_tokens)))
-        if missing:
-            loaders = dict(items)
-            self._compute(encoder, fp, [(k, loaders[k]) for k in missing], batch_size, desc)
-        rows = self._read(fp, [k for k, _ in items])
-        return EncoderOutput(**_stack(rows))
+        if not missing:
+            return set()
+        loaders = dict(items)
+        return self._compute(encoder, fp, [(k, loaders[k]) for k in missing], batch_size, desc, on_error)
 
-    def _compute(self, encoder: Any, fp: str, todo: list[tuple[str, Callable[[], Any]]], bs: int, desc: str | None):
+    def read(self, encoder: Any, keys: Sequence[str]) -> Any:
+        """The stored features of ``keys`` (all cached already), in order, as one ``EncoderOutput``."""
+        from omnibind.encoders.base import EncoderOutput
+
+        if not keys:
+            raise ValueError("read needs at least one key")
+        return EncoderOutput(**_stack(self._read(encoder.fingerprint(), list(keys))))
+
+    def _compute(
+        self,
+        encoder: Any,
+        fp: str,
+        todo: list[tuple[str, Callable[[], Any]]],
+        bs: int,
+        desc: str | None,
+        on_error: Callable[[str, InputError], None] | None,
+    ) -> set[str]:
         from tqdm.auto import tqdm
 
         self._write_encoder_info(encoder, fp)
         pending: list[dict[str, Any]] = []
+        failed: set[str] = set()
         bar = tqdm(total=len(todo), desc=desc or f"encoding ({fp})", unit="item", disable=not self.progress)
         try:
             for start in range(0, len(todo), max(1, bs)):
                 chunk = todo[start : start + bs]
-                out = encoder.encode([loader() for _, loader in chunk])
-                pending.extend(_split_rows(out, [k for k, _ in chunk], self.store_tokens))
-                self.computed += len(chunk)
+                keys, data = [], []
+                for key, loader in chunk:
+                    try:
+                        data.append(loader())
+                    except InputError as e:
+                        if on_error is None:
+                            raise
+                        on_error(key, e)
+                        failed.add(key)
+                        continue
+                    keys.append(key)
+                if data:
+                    out = encoder.encode(data)
+                    pending.extend(_split_rows(out, keys, self.store_tokens))
+                    self.computed += len(keys)
                 bar.update(len(chunk))
                 while len(pending) >= self.shard_size:
                     self._write_shard(fp, pending[: self.shard_size])
@@ -149,6 +212,7 @@ class FeatureCache:
                 self._write_shard(fp, pending)
         finally:
             bar.close()
+        return failed
 
     def _write_encoder_info(self, encoder: Any, fp: str) -> None:
         info = self.root / _safe_name(fp) / "encoder.json"
@@ -170,6 +234,7 @@ class FeatureCache:
         name = f"shard-{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}.safetensors"
         path = atomic_write_bytes(self.root / _safe_name(fp) / name, save(tensors, metadata=meta))
         self._add(self._load_index(fp), self._with_tokens[fp], keys, path, "tokens" in tensors)
+        crash_point("feature_cache.shard", path)  # fault tests kill here: between two shards
 
     def _read(self, fp: str, keys: list[str]) -> list[dict[str, Any]]:
         from safetensors import safe_open

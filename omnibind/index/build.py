@@ -5,6 +5,11 @@ skipped (the index itself lives in ``DIR/.omnibind-index`` by default). A file w
 (``omnibind.hashing.file_hash``) is already in the previous index keeps its vector: a rebuild after
 adding ten photos embeds ten photos, and a renamed or moved file is not embedded again. A file
 that cannot be decoded is reported with its reason and skipped; it never stops the build.
+
+A build is written once, at its end, through ``MediaIndex.save`` (an atomic folder swap). It is
+not resumable mid-way: a build killed before that keeps the previous index whole, and the next
+build restarts, reusing the previous index's vectors (only the files that index lacked are
+embedded again).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from omnibind.atomic import crash_point, recover_dir
 from omnibind.errors import CheckpointError, ConfigError, InputError, OmnibindError
 from omnibind.hashing import file_hash
 from omnibind.index.store import Entry, MediaIndex, bind_fingerprint
@@ -120,6 +126,7 @@ def build_index(
                 index.add([Entry(str(path.relative_to(base)), modality, sha)], vec[None])
                 report.embedded += 1
         bar.update(len(chunk))
+        crash_point("index.batch", folder)  # fault tests kill a build here, before anything is saved
     bar.close()
     index.save(folder)
     return report
@@ -144,7 +151,7 @@ def _embed_chunk(model: Any, chunk: list[tuple[Path, str, str]], skip: Callable[
 
 def _previous_vectors(folder: Path, fingerprint: str, dim: int) -> dict[tuple[str, str], np.ndarray]:
     """(sha256, modality) → vector from an existing index of the same bind space (else nothing)."""
-    if not (folder / "index.json").is_file():
+    if not (recover_dir(folder) / "index.json").is_file():
         return {}
     try:
         old = MediaIndex.load(folder)

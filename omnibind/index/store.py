@@ -7,7 +7,8 @@ and its nearest items by cosine similarity (inner product of unit vectors) come 
 On disk an index is one folder written with ``omnibind.atomic.atomic_dir`` (a reader sees the old
 index or the complete new one): ``vectors.safetensors`` (float32, no pickles) and ``index.json``
 (the bind dimension, the fingerprint of the model whose bind space the vectors live in, the
-indexed root, and one entry per vector: path relative to the root, modality, SHA-256 of the file).
+indexed root, the SHA-256 of the vectors file, checked at load, and one entry per vector: path
+relative to the root, modality, SHA-256 of the file).
 The FAISS indexes (exact inner product, one per modality) are rebuilt from the vectors at load:
 a flat index over 10^5 vectors builds in milliseconds, and no FAISS file format is trusted.
 """
@@ -22,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from omnibind.atomic import atomic_dir, recover_dir
+from omnibind.atomic import atomic_dir, atomic_write_text, recover_dir
 from omnibind.errors import CheckpointError, ConfigError
+from omnibind.hashing import content_hash
 
 FORMAT_VERSION = 1
 VECTORS_FILE = "vectors.safetensors"
@@ -160,7 +162,8 @@ class MediaIndex:
 
         with atomic_dir(folder) as tmp:
             save_file({"vectors": self._vectors}, str(tmp / VECTORS_FILE))
-            (tmp / META_FILE).write_text(json.dumps(self.meta(), indent=1))
+            meta = {**self.meta(), "vectors_sha256": content_hash(tmp / VECTORS_FILE)}
+            atomic_write_text(tmp / META_FILE, json.dumps(meta, indent=1))
         return Path(folder)
 
     @classmethod
@@ -174,6 +177,9 @@ class MediaIndex:
             raise CheckpointError(f"{d}: not a media index (no {META_FILE}; build one with `omnibind index build`)")
         try:
             meta = json.loads(meta_path.read_text())
+            want = meta.get("vectors_sha256")  # absent in indexes written before it was recorded
+            if want is not None and content_hash(vec_path) != want:
+                raise CheckpointError(f"{vec_path}: hash does not match {META_FILE} (corrupt or replaced file)")
             vectors = load_file(str(vec_path))["vectors"]
             entries = [Entry(str(e["path"]), str(e["modality"]), str(e["sha256"])) for e in meta["entries"]]
             dim = int(meta["dim"])

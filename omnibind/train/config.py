@@ -39,6 +39,9 @@ class DataConfig:
     ``train``/``val``: JSONL dataset files (omnibind's format or LLaVA JSON). ``modalities`` keeps
     only samples whose media are all of these kinds (empty = all). ``max_samples`` caps each split.
     ``feature_cache``: folder of the shared feature cache (None = in-memory features for this run).
+    ``on_bad_media``: what a medium that cannot be decoded (corrupt, truncated, missing) does:
+    ``skip`` (default) drops the samples using it, warns and names each (file:line) in the run's
+    report; ``error`` stops before the first step, naming the first one (``omnibind.train.bad_media``).
     """
 
     train: list[str] = field(default_factory=list)
@@ -51,6 +54,7 @@ class DataConfig:
     # share of samples shown with their media's expert notes (labels, transcript) stored by the
     # prepare step's ``experts: true``; the rest without, so the model learns both and when to trust them
     experts: float = 0.0
+    on_bad_media: str = "skip"
 
 
 @dataclass
@@ -128,6 +132,8 @@ class TrainConfig:
                 raise ConfigError(f"bind.pairs: each pair needs two modalities, got {pair}")
         if self.optim.batch_size < 1 or self.optim.max_steps < 1 or self.optim.grad_accum < 1:
             raise ConfigError("optim: batch_size, grad_accum and max_steps must be ≥ 1")
+        if self.data.on_bad_media not in ("skip", "error"):
+            raise ConfigError(f"data.on_bad_media: expected 'skip' or 'error', got {self.data.on_bad_media!r}")
         if not 0.0 <= float(self.data.experts) <= 1.0:
             raise ConfigError(f"data.experts: a share between 0 and 1, got {self.data.experts!r}")
 

@@ -21,10 +21,18 @@ class TrainSample:
     media: list[MediaPart] = field(default_factory=list)
     caption: str | None = None
     source: str | None = None
+    file: str | None = None
+    """The dataset file the sample came from and its line there (reports of bad media cite them)."""
+    line: int | None = None
 
     @property
     def modalities(self) -> set[str]:
         return {m.modality for m in self.media}
+
+    @property
+    def where(self) -> str:
+        """``file:line`` of the sample (``<sample ID>`` when it did not come from a file)."""
+        return f"{self.file}:{self.line}" if self.file is not None else f"<sample {self.id}>"
 
 
 def _caption(sample: Any, conversation: Conversation) -> str | None:
@@ -53,7 +61,9 @@ def to_train_sample(sample: Any, *, experts: bool = False) -> TrainSample:
     ``experts=True`` renders the media's stored expert notes after them, as inference does."""
     conv = sample.to_messages(experts=experts)
     media = [p for m in conv for p in m.content if isinstance(p, MediaPart)]
-    return TrainSample(sample.id, conv, media, _caption(sample, conv), sample.source)
+    file = str(sample.file) if getattr(sample, "file", None) is not None else None
+    line = getattr(sample, "line", None)
+    return TrainSample(sample.id, conv, media, _caption(sample, conv), sample.source, file, line)
 
 
 def load_samples(

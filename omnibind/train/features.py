@@ -18,14 +18,14 @@ shards per encoder fingerprint, reused across runs and stages; no pickles.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from omnibind.encoders.base import EncoderOutput
-from omnibind.errors import ConfigError
+from omnibind.errors import ConfigError, InputError
 from omnibind.hashing import media_key, text_key
 from omnibind.messages import MediaPart, TextPart
 
@@ -92,25 +92,44 @@ class FeatureStore:
     __call__ = lookup
 
     # --- filling -------------------------------------------------------------------------
-    def precompute(self, parts: Iterable[MediaPart | TextPart], *, batch_size: int = 16, progress: bool = True) -> int:
+    def precompute(
+        self,
+        parts: Iterable[MediaPart | TextPart],
+        *,
+        batch_size: int = 16,
+        progress: bool = True,
+        on_error: Callable[[MediaPart, InputError], None] | None = None,
+    ) -> int:
         """Encode every not-yet-stored part (grouped by modality, batched); returns how many were encoded.
 
         With a folder, features go through ``omnibind.data.feature_cache.FeatureCache`` (content-keyed
         safetensors shards written as encoding proceeds, so a killed run keeps what it computed).
+
+        ``on_error``: a medium that cannot be decoded (corrupt, truncated or missing file: an
+        ``InputError``) is reported as ``on_error(part, error)`` and skipped, and so is one whose
+        encoder trains (its features are not stored), which is decoded once here to find out. A
+        part ``on_error`` saw is never looked up as stored; the caller drops the samples that use
+        it. Without ``on_error`` the first such error propagates.
         """
         from omnibind.modalities import load_part
 
         todo: dict[str, dict[str, MediaPart | TextPart]] = defaultdict(dict)
+        checked: set[tuple[str, str]] = set()
         for p in parts:
             modality = "text" if isinstance(p, TextPart) else p.modality
+            if modality not in self.core.encoders:
+                continue
             key = part_key(p)
-            if key is None or modality not in self.core.encoders or not self._cacheable(modality):
+            if on_error is not None and isinstance(p, MediaPart) and (key is None or not self._cacheable(modality)):
+                if (modality, key or repr(p.source)) not in checked:
+                    checked.add((modality, key or repr(p.source)))
+                    self._check_decodes(p, on_error)
+            if key is None or not self._cacheable(modality):
                 continue
             if self._mem_key(modality, key) not in self._mem:
                 todo[modality][key] = p
         done = 0
         for modality, items in todo.items():
-            keys = list(items)
             enc = self.core.encoders[modality]
 
             def loader(part: MediaPart | TextPart) -> Any:
@@ -118,7 +137,13 @@ class FeatureStore:
                     return lambda: part.text
                 return lambda: load_part(part, self.core.limits)
 
+            def failed(key: str, err: InputError, items: dict[str, Any] = items) -> None:
+                if on_error is None:
+                    raise err
+                on_error(items[key], err)  # type: ignore[arg-type]
+
             keep = modality in self.token_modalities
+            keys = list(items)
             on_disk = [k for k in keys if _has_file(items[k])] if self.folder is not None else []
             if on_disk:
                 from omnibind.data.feature_cache import FeatureCache
@@ -126,10 +151,13 @@ class FeatureStore:
                 cache = FeatureCache(self.folder, store_tokens=keep, progress=progress)  # type: ignore[arg-type]
                 pairs = [(k, loader(items[k])) for k in on_disk]  # the same content key on disk
                 with torch.no_grad():
-                    out = cache.get_or_compute(enc, pairs, batch_size=batch_size, desc=f"features {modality}")
+                    bad = cache.fill(enc, pairs, batch_size=batch_size, desc=f"features {modality}", on_error=failed)
+                good = [k for k in on_disk if k not in bad]
                 done += cache.computed
-                for j, k in enumerate(on_disk):
-                    self._mem[self._mem_key(modality, k)] = _row(out, j, keep)
+                if good:
+                    out = cache.read(enc, good)
+                    for j, k in enumerate(good):
+                        self._mem[self._mem_key(modality, k)] = _row(out, j, keep)
                 keys = [k for k in keys if k not in set(on_disk)]
             if not keys:
                 continue
@@ -137,15 +165,32 @@ class FeatureStore:
 
             bar = tqdm(total=len(keys), desc=f"features {modality}", unit="item", disable=not progress)
             for i in range(0, len(keys), batch_size):
-                chunk = keys[i : i + batch_size]
-                with torch.no_grad():
-                    out = enc.encode([loader(items[k])() for k in chunk])
-                for j, k in enumerate(chunk):
-                    self._mem[self._mem_key(modality, k)] = _row(out, j, keep)
-                bar.update(len(chunk))
+                chunk, data = [], []
+                for k in keys[i : i + batch_size]:
+                    try:
+                        data.append(loader(items[k])())
+                    except InputError as e:
+                        failed(k, e)
+                        continue
+                    chunk.append(k)
+                if chunk:
+                    with torch.no_grad():
+                        out = enc.encode(data)
+                    for j, k in enumerate(chunk):
+                        self._mem[self._mem_key(modality, k)] = _row(out, j, keep)
+                bar.update(len(keys[i : i + batch_size]))
                 done += len(chunk)
             bar.close()
         return done
+
+    def _check_decodes(self, part: MediaPart, on_error: Callable[[MediaPart, InputError], None]) -> None:
+        """Decode a medium whose features are not stored, once, so a bad file is found before training."""
+        from omnibind.modalities import load_part
+
+        try:
+            load_part(part, self.core.limits)
+        except InputError as e:
+            on_error(part, e)
 
 
 def token_modalities(core: Any) -> set[str]:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from omnibind.atomic import atomic_dir, recover_dir
+from omnibind.atomic import atomic_dir, crash_point, recover_dir
 from omnibind.train.config import OptimConfig
 
 
@@ -186,8 +186,12 @@ def run_training(
     progress: bool = True,
     stop_after: int | None = None,
     extra_info: dict[str, Any] | None = None,
+    extra_metrics: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """Train ``params`` of ``core`` on ``task``; checkpoints and the report go under ``output``."""
+    """Train ``params`` of ``core`` on ``task``; checkpoints and the report go under ``output``.
+
+    ``extra_metrics`` joins the final metrics in the report (e.g. the media skipped as undecodable).
+    """
     from accelerate import Accelerator, DistributedDataParallelKwargs
     from tqdm import tqdm
 
@@ -207,6 +211,7 @@ def run_training(
     history: list[dict[str, Any]] = []
     start, best_val = 0, math.inf
     last_dir, best_dir = out / "last", out / "best"
+    recover_dir(best_dir)  # a kill between best/'s two renames: the previous best comes back
     if resume and (recover_dir(last_dir) / "trainer_state.json").is_file():  # a kill mid-swap: old back
         from omnibind.train.recipes import load_partial
 
@@ -247,6 +252,7 @@ def run_training(
         if main:
             info = {"step": step, "best_val": best_val, "history": history, **(extra_info or {})}
             save_training_state(last_dir, core, opt.optimizer, sched, names, info)
+            crash_point("train.saved", last_dir)  # fault tests kill here: right after a checkpoint
         acc.wait_for_everyone()
 
     for step in range(start, optim.max_steps):
@@ -310,6 +316,7 @@ def run_training(
             "selected": "best" if chosen == best_dir else "last",
             "seconds_this_session": round(seconds, 1),
             "processes": world,
+            **(extra_metrics or {}),
         }
         write_report(out, history, metrics)
     acc.wait_for_everyone()

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from omnibind.atomic import atomic_write_text
+from omnibind.atomic import atomic_file, atomic_write_text
 
 
 def _smooth(values: list[float], k: int = 10) -> list[float]:
@@ -45,8 +45,7 @@ def write_report(folder: str | Path, history: list[dict[str, Any]], metrics: dic
     ax.legend()
     fig.tight_layout()
     png = folder / "loss.png"
-    tmp = folder / ".loss.tmp.png"
-    fig.savefig(tmp)
+    with atomic_file(png) as tmp:
+        fig.savefig(tmp, format="png")
     plt.close(fig)
-    tmp.replace(png)
     return png

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import json
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from omnibind.atomic import atomic_dir
+from omnibind.atomic import atomic_dir, atomic_write_text
 from omnibind.errors import ConfigError
 from omnibind.messages import MediaPart, TextPart
 from omnibind.train.config import PipelineConfig, TrainConfig
@@ -277,6 +278,7 @@ def _train(
     modalities: Sequence[str] | None = None,
     output: str | None = None,
 ) -> TrainResult:
+    from omnibind.train.bad_media import BadMediaReport
     from omnibind.train.recipes import apply_recipe, copy_heads, param_names, select_trainable
 
     torch.manual_seed(cfg.optim.seed)
@@ -286,9 +288,14 @@ def _train(
         if cfg.bind.init_heads_from:  # after init_from (the heads copied are the trained ones)
             copy_heads(core, cfg.bind.init_heads_from)
         train_s, val_s = _samples(cfg, "train", text_only=False), _samples(cfg, "val", text_only=False)
+        bad = BadMediaReport([*train_s, *val_s], cfg.data.on_bad_media)
         train_p, val_p = pairs_of(train_s, cfg.bind.pairs), pairs_of(val_s, cfg.bind.pairs)
         parts = [x for ps in (*train_p.values(), *val_p.values()) for p in ps for x in (p.a, p.b)]
-        store.precompute(parts, progress=progress)
+        # every medium is decoded here, before step 0: a bad one drops its samples now, never mid-run
+        store.precompute(parts, progress=progress, on_error=bad.record)
+        train_s, val_s = bad.drop(train_s, "train"), bad.drop(val_s, "val")
+        if bad.media:
+            train_p, val_p = pairs_of(train_s, cfg.bind.pairs), pairs_of(val_s, cfg.bind.pairs)
         task: Any = BindTask(
             core, train_p, val_p, store, cfg.optim.batch_size, cfg.optim.seed, cfg.optim.max_steps, cfg.bind
         )
@@ -298,13 +305,15 @@ def _train(
         if modalities is not None:
             train_s = [s for s in train_s if s.modalities and s.modalities <= set(modalities)]
             val_s = [s for s in val_s if s.modalities and s.modalities <= set(modalities)]
-        store.precompute([m for s in (*train_s, *val_s) for m in s.media], progress=progress)
+        bad = BadMediaReport([*train_s, *val_s], cfg.data.on_bad_media)
+        store.precompute([m for s in (*train_s, *val_s) for m in s.media], progress=progress, on_error=bad.record)
+        train_s, val_s = bad.drop(train_s, "train"), bad.drop(val_s, "val")
         task = LMTask(core, train_s, val_s, store, cfg.optim.batch_size, cfg.optim.seed)
     names = select_trainable(core, cfg.recipe.train, mods)
     params = apply_recipe(core, names)
     out = output or cfg.output
     print(f"[{cfg.stage}] {out}: training {sum(p.numel() for p in params):,} parameters in {len(names)} tensors")
-    return run_training(
+    result = run_training(
         core,
         task,
         params,
@@ -317,7 +326,11 @@ def _train(
         progress=progress,
         stop_after=stop_after,
         extra_info={"stage": cfg.stage, "config": cfg.to_dict()},
+        extra_metrics={"bad_media": bad.to_dict()},
     )
+    if bad.media:  # said again at the end, where a long run's log is read
+        print(f"[{cfg.stage}] {out}: {bad.summary()}", file=sys.stderr)
+    return result
 
 
 def _run_per_modality(cfg: TrainConfig, *, progress: bool, stop_after: int | None) -> TrainResult:
@@ -414,7 +427,7 @@ def _experts_step(st: dict[str, Any], out: Path) -> None:
         return
     files = [p for p in (out / f"{st['source']}.{split}.jsonl" for split in ("train", "val")) if p.is_file()]
     counts = annotate_files(files)
-    marker.write_text(json.dumps(counts) + "\n")
+    atomic_write_text(marker, json.dumps(counts) + "\n")
     print(f"experts for {st['source']}: {counts['images']} images labelled, {counts['audio']} sounds transcribed")
 
 

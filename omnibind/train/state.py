@@ -2,9 +2,9 @@
 
 ``last/`` holds ``model/`` (``omnibind.checkpoint.save_checkpoint``: config, trainable weights,
 manifest), ``trainer_state.safetensors`` (optimiser moments keyed by *parameter name*, the torch RNG
-state) and ``trainer_state.json`` (step, scheduler, python/numpy RNG, metric history). The folder is
-written through ``omnibind.atomic.atomic_dir``, so a kill mid-save leaves the previous ``last/``
-intact.
+state) and ``trainer_state.json`` (step, scheduler, python/numpy RNG, metric history, and the SHA-256 of the
+tensors file, checked when it is read). The folder is written through ``omnibind.atomic.atomic_dir``,
+so a kill mid-save leaves the previous ``last/`` intact.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from omnibind.atomic import atomic_dir
+from omnibind.atomic import atomic_dir, atomic_write_text, crash_point
 from omnibind.errors import CheckpointError
+from omnibind.hashing import content_hash
 
 STATE_TENSORS = "trainer_state.safetensors"
 STATE_JSON = "trainer_state.json"
@@ -112,20 +113,27 @@ def save_training_state(
         opt_t, opt_j = optimizer_state(optimizer, names)
         rng_t, rng_j = rng_state()
         save_file({**opt_t, **rng_t}, str(tmp / STATE_TENSORS), metadata={"format": "omnibind-trainer"})
+        crash_point("state.tensors", dest)
         sched = {k: v for k, v in scheduler.state_dict().items() if _jsonable(v)}
         payload = {"optimizer": opt_j, "scheduler": sched, "rng": rng_j, **info}
-        (tmp / STATE_JSON).write_text(json.dumps(payload, indent=1))
+        payload["tensors_sha256"] = content_hash(tmp / STATE_TENSORS)
+        atomic_write_text(tmp / STATE_JSON, json.dumps(payload, indent=1))
     return dest
 
 
 def read_training_state(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """``(tensors, data)`` of a ``last/`` folder; the tensors file must match the SHA-256 that
+    ``trainer_state.json`` records (states written before it was recorded are read unchecked)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     folder = Path(folder)
     try:
-        tensors = load_file(str(folder / STATE_TENSORS))
         data = json.loads((folder / STATE_JSON).read_text())
+        want = data.get("tensors_sha256")
+        if want is not None and content_hash(folder / STATE_TENSORS) != want:
+            raise CheckpointError(f"{folder / STATE_TENSORS}: hash does not match {STATE_JSON} (corrupt or replaced)")
+        tensors = load_file(str(folder / STATE_TENSORS))
     except (OSError, ValueError, SafetensorError) as e:
         raise CheckpointError(f"{folder}: unreadable training state: {e}") from e
     return tensors, data

@@ -15,55 +15,13 @@ import torch
 from PIL import Image as PILImage
 
 from omnibind.errors import ConfigError
-
-# the tiny test encoder sees pixel statistics, not hue: the classes differ in brightness
-COLOURS = {"black": (20, 20, 20), "grey": (90, 90, 90), "silver": (160, 160, 160), "white": (235, 235, 235)}
-# ... and sees text as byte statistics: captions of clearly different lengths and letters
-CAPTIONS = {"black": "Black.", "grey": "A grey one.", "silver": "A silver square, quite light.", "white": "WHITE!"}
+from tests.train_data import make_dataset, run_cfg, stage_cfg
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Grey-level patch images with captions and IMU-like arrays, as omnibind JSONL (train/val)."""
-    d = tmp_path_factory.mktemp("train_data")
-    rng = np.random.default_rng(0)
-    rows: dict[str, list[dict]] = {"train": [], "val": []}
-    for split, n in (("train", 24), ("val", 8)):
-        for i in range(n):
-            name = list(COLOURS)[i % 4]
-            px = np.clip(np.array(COLOURS[name]) + rng.normal(0, 20, (16, 16, 3)), 0, 255).astype(np.uint8)
-            img = d / f"{split}_{i}.png"
-            PILImage.fromarray(px).save(img)
-            imu = d / f"{split}_{i}.npy"
-            np.save(imu, rng.normal(i % 4, 1.0, (50, 6)).astype(np.float32))
-            cap = CAPTIONS[name]
-            rows[split].append(
-                {
-                    "id": f"{split}-{i}",
-                    "media": [
-                        {"type": "image", "path": img.name},
-                        {"type": "imu", "path": imu.name, "options": {"sample_rate": 50}},
-                    ],
-                    "conversation": [
-                        {"role": "user", "content": "<image>\n<imu>\nWhat is this?"},
-                        {"role": "assistant", "content": cap},
-                    ],
-                    "caption": cap,
-                    "source": "test",
-                }
-            )
-        rows[split].append(
-            {
-                "id": f"{split}-chat",
-                "conversation": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],
-            }
-        )
-    out = {}
-    for split, rs in rows.items():
-        p = d / f"{split}.jsonl"
-        p.write_text("".join(json.dumps(r) + "\n" for r in rs))
-        out[split] = p
-    return out
+    return make_dataset(tmp_path_factory.mktemp("train_data"))
 
 
 @pytest.fixture(scope="module")
@@ -73,26 +31,8 @@ def model_file(tmp_path_factory: pytest.TempPathFactory, tiny_config_dict: dict)
     return p
 
 
-def _cfg(model_file: Path, dataset: dict[str, Path], out: Path, stage: str = "align", **over) -> dict:
-    d = {
-        "stage": stage,
-        "model": str(model_file),
-        "output": str(out),
-        "imports": ["tests.tiny_encoder"],
-        "data": {"train": [str(dataset["train"])], "val": [str(dataset["val"])]},
-        "recipe": {"train": ["projectors"]},
-        "optim": {"lr": 3e-3, "batch_size": 4, "max_steps": 12, "warmup_steps": 2, "eval_every": 6, "save_every": 4},
-    }
-    for k, v in over.items():
-        d[k] = {**d[k], **v} if isinstance(v, dict) and isinstance(d.get(k), dict) else v
-    return d
-
-
-def _run(d: dict, **kw):
-    from omnibind.train.config import TrainConfig
-    from omnibind.train.stages import run_stage
-
-    return run_stage(TrainConfig.from_dict(d), progress=False, **kw)
+_cfg = stage_cfg
+_run = run_cfg
 
 
 def test_align_loss_decreases_and_report(model_file, dataset, tmp_path):
