@@ -8,7 +8,7 @@ recovers exactly the assistant text — tests run it for every registered templa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from omnibind.registry import Registry
 
@@ -78,32 +78,22 @@ def _add(t: ChatTemplate) -> None:
     TEMPLATES.add(t.name, t)
 
 
-_add(
-    ChatTemplate(
-        name="chatml",
-        system_start="<|im_start|>system\n",
-        system_end="<|im_end|>\n",
-        user_start="<|im_start|>user\n",
-        user_end="<|im_end|>\n",
-        assistant_start="<|im_start|>assistant\n",
-        assistant_end="<|im_end|>",
-        assistant_tail="\n",
-        stop=("<|im_end|>",),
-    )
+CHATML = ChatTemplate(
+    name="chatml",
+    system_start="<|im_start|>system\n",
+    system_end="<|im_end|>\n",
+    user_start="<|im_start|>user\n",
+    user_end="<|im_end|>\n",
+    assistant_start="<|im_start|>assistant\n",
+    assistant_end="<|im_end|>",
+    assistant_tail="\n",
+    stop=("<|im_end|>",),
 )
+_add(CHATML)
 # SmolLM2's own template: ChatML with its default system prompt (from the model's chat_template).
 _add(
-    ChatTemplate(
-        name="smollm2",
-        system_start="<|im_start|>system\n",
-        system_end="<|im_end|>\n",
-        user_start="<|im_start|>user\n",
-        user_end="<|im_end|>\n",
-        assistant_start="<|im_start|>assistant\n",
-        assistant_end="<|im_end|>",
-        assistant_tail="\n",
-        default_system="You are a helpful AI assistant named SmolLM, trained by Hugging Face",
-        stop=("<|im_end|>",),
+    replace(
+        CHATML, name="smollm2", default_system="You are a helpful AI assistant named SmolLM, trained by Hugging Face"
     )
 )
 # Vicuna v1.1 (PandaGPT's LLM).
