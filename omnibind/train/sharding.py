@@ -116,9 +116,18 @@ def shard(module: nn.Module, replicated: Iterable[nn.Parameter], settings: FSDPS
     import torch.distributed as dist
 
     mesh = init_device_mesh(device.type, (dist.get_world_size(),))
+    kind = type(layers[0]).__name__  # before fully_shard renames the class (FSDP<name>)
     for layer in layers:
         fully_shard(layer, mesh=mesh, reshard_after_forward=settings.reshard_after_forward)
-    fully_shard(module, mesh=mesh, ignored_params=set(replicated))
+    replicated = set(replicated)
+    fully_shard(module, mesh=mesh, ignored_params=replicated)
+    if dist.get_rank() == 0:
+        sharded = sum(p.numel() for p in module.parameters() if is_dtensor(p))
+        kept = sum(p.numel() for p in replicated)
+        print(
+            f"FSDP2: {len(layers)} {kind} units + the root over {dist.get_world_size()} "
+            f"processes; {sharded:,} parameters sharded, {kept:,} replicated"
+        )
 
 
 def replicated_params(core: nn.Module, llm: nn.Module | None) -> list[nn.Parameter]:

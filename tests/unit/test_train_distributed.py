@@ -72,7 +72,10 @@ def _loss_and_grads(rows: list[int], gather: bool) -> tuple[torch.Tensor, dict[s
     zb = torch.nn.functional.normalize(head_b(xb[rows]), dim=-1)
     loss = contrastive_loss(za, zb, [KEYS_A[i] for i in rows], [KEYS_B[i] for i in rows], scale, gather=gather)
     loss.backward()
-    named = {**{f"a.{n}": p for n, p in head_a.named_parameters()}, **{f"b.{n}": p for n, p in head_b.named_parameters()}}
+    named = {
+        **{f"a.{n}": p for n, p in head_a.named_parameters()},
+        **{f"b.{n}": p for n, p in head_b.named_parameters()},
+    }
     return loss.detach(), {**{n: p.grad for n, p in named.items()}, "scale": scale.grad}
 
 
@@ -124,7 +127,7 @@ def test_bind_stage_two_processes_match_one_with_global_negatives(model_file, da
     proc = _launch("ddp-cpu-2.yaml", ["-m", "omnibind.train.cli", str(tmp_path / "two.yaml"), "--no-progress"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     a, b = _weights(one.last / "model"), _weights(tmp_path / "two" / "last" / "model")
-    _assert_same_weights(a, b)
+    print("bind, 2 processes: largest weight difference", _assert_same_weights(a, b))
     assert "bind.logit_scale" in a and float((a["bind.logit_scale"] - 0).abs()) > 0
     ref, got = one.history, _history(tmp_path / "two")
     assert [h["loss"] for h in got] == pytest.approx([h["loss"] for h in ref], rel=2e-3)
@@ -170,7 +173,7 @@ def test_fsdp_two_processes_match_one_and_resume_across_process_counts(model_fil
     assert set(_weights(tmp_path / "a" / "last" / "model")) == set(want)
     assert (tmp_path / "a" / "best" / "weights.safetensors").is_file()  # written under FSDP at step 3
     resumed = _run(cfg("a"))
-    _assert_same_weights(want, _weights(resumed.last / "model"))
+    print("FSDP 2 -> 1: largest weight difference", _assert_same_weights(want, _weights(resumed.last / "model")))
     assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in ref.history], rel=2e-3)
 
     # 1 → 2: killed in a single process, resumed under FSDP on two
@@ -180,9 +183,13 @@ def test_fsdp_two_processes_match_one_and_resume_across_process_counts(model_fil
     proc = _launch("fsdp.yaml", ["-m", "omnibind.train.cli", str(tmp_path / "b.yaml"), "--no-progress"])
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "resuming" in proc.stdout and "at step 4 on 2 processes" in proc.stdout
+    assert "FSDP2: 2 LlamaDecoderLayer units + the root over 2 processes" in proc.stdout
     metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
     assert metrics["metrics"]["strategy"] == "fsdp" and metrics["metrics"]["processes"] == 2
-    _assert_same_weights(want, _weights(tmp_path / "b" / "last" / "model"))
+    print(
+        "FSDP 1 -> 2: largest weight difference",
+        _assert_same_weights(want, _weights(tmp_path / "b" / "last" / "model")),
+    )
     ref_rows, got = ref.history, metrics["history"]
     assert [h["loss"] for h in got] == pytest.approx([h["loss"] for h in ref_rows], rel=2e-3)
     assert [h["val_loss"] for h in got if "val_loss" in h] == pytest.approx(
