@@ -244,10 +244,21 @@ def test_launches_that_would_not_train_as_configured_are_refused(monkeypatch, tm
     check_launch({**alone, "OMPI_COMM_WORLD_SIZE": "2"})  # mpirun
     check_launch({"ACCELERATE_USE_CPU": "True"})  # --num_processes 1: no MASTER_ADDR
     check_launch({})  # plain python
-    # sharded launches are refused up front (checkpoints of sharded state are not written yet)
-    with pytest.raises(ConfigError, match="FSDP"):
-        check_launch({"ACCELERATE_USE_FSDP": "true", "WORLD_SIZE": "2"})
-    with pytest.raises(ConfigError, match="DeepSpeed"):
+    # FSDP2 is accepted with the options the loop implements; the others are refused up front
+    fsdp = {"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2", "WORLD_SIZE": "2"}
+    settings = check_launch({**fsdp, "FSDP_TRANSFORMER_CLS_TO_WRAP": "LlamaDecoderLayer"})
+    assert settings.layer_classes == ("LlamaDecoderLayer",) and settings.reshard_after_forward
+    assert check_launch({"WORLD_SIZE": "2"}) is None  # DDP
+    for extra, what in (
+        ({"FSDP_VERSION": "1"}, "fsdp_version: 2"),
+        ({"FSDP_OFFLOAD_PARAMS": "true"}, "fsdp_offload_params"),
+        ({"FSDP_STATE_DICT_TYPE": "SHARDED_STATE_DICT"}, "FULL_STATE_DICT"),
+        ({"ACCELERATE_MIXED_PRECISION": "bf16"}, "llm.dtype"),
+    ):
+        with pytest.raises(ConfigError, match=what):
+            check_launch({**fsdp, **extra})
+    # DeepSpeed: refused, naming what works instead
+    with pytest.raises(ConfigError, match="DeepSpeed.*ddp-gpu.yaml.*fsdp.yaml"):
         check_launch({"ACCELERATE_USE_DEEPSPEED": "true", "WORLD_SIZE": "2"})
     # a pipeline's prepare step is not raced by N processes: the data must be built first
     from omnibind.train.stages import prepare_data
