@@ -349,3 +349,21 @@ def test_assistant_tokens_equals_the_label_count(tiny_model, tiny_config_dict, t
         for conv in conversations:
             assembled, _, _ = core.build_inputs(core.prepare(conv), add_generation_prompt=False)
             assert assistant_tokens(core, conv) == int((assembled.labels != IGNORE_INDEX).sum()) > 0
+
+
+def test_qlora_config_path_refuses_clearly_where_it_cannot_run(tiny_config_dict):
+    """`llm.quantization: 4bit` (QLoRA) is a valid config, refused with a typed error on this CPU before
+    any weight loads; other values and the llama.cpp backend are config errors."""
+    from omnibind.config import ModelConfig
+    from omnibind.errors import BackendUnsupportedError
+    from omnibind.model import OmnibindModel
+
+    d = {**tiny_config_dict, "llm": {**tiny_config_dict["llm"], "quantization": "4bit", "lora": {"r": 2}}}
+    cfg = ModelConfig.from_dict(d)
+    assert cfg.llm.quantization == "4bit" and ModelConfig.from_dict(cfg.to_dict()).llm.quantization == "4bit"
+    with pytest.raises(BackendUnsupportedError, match="needs a CUDA GPU.*device 'cpu'"):
+        OmnibindModel(cfg, device="cpu")
+    with pytest.raises(ConfigError, match="llm.quantization"):
+        ModelConfig.from_dict({**d, "llm": {**d["llm"], "quantization": "8bit"}})
+    with pytest.raises(ConfigError, match="quantised GGUF"):
+        ModelConfig.from_dict({**d, "llm": {**d["llm"], "backend": "llamacpp"}})
