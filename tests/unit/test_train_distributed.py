@@ -1,7 +1,7 @@
 """Several CPU processes (gloo) train what one process trains: the bind stage's global negatives (the
 InfoNCE logits span every process's rows) and FSDP2 (sharded LLM, gathered checkpoints, resume
 across a change of process count). TINY random configs; every test here starts processes, so all
-are marked slow (about 80 s together on 2 idle cores). The DDP instruct test is
+are marked slow (about 50 s together on 2 idle cores). The DDP instruct test is
 tests/unit/test_train.py::test_two_gloo_processes_match_one."""
 
 from __future__ import annotations
