@@ -100,11 +100,22 @@ def write_checkpoint(
     return manifest
 
 
-def save_checkpoint(model: Any, folder: str | Path, *, extra: dict[str, Any] | None = None) -> Path:
-    """Write config, trainable weights and manifest atomically into ``folder`` (replacing it)."""
+def save_checkpoint(
+    model: Any,
+    folder: str | Path,
+    *,
+    extra: dict[str, Any] | None = None,
+    state: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write config, trainable weights and manifest atomically into ``folder`` (replacing it).
+
+    ``state``: the weights to write, default ``model.trainable_state_dict()`` (a sharded training
+    run passes the full weights it gathered from every process).
+    """
     dest = Path(folder)
+    weights = model.trainable_state_dict() if state is None else state
     with atomic_dir(dest) as tmp:
-        write_checkpoint(tmp, model.config, model.trainable_state_dict(), model.encoders, extra=extra)
+        write_checkpoint(tmp, model.config, weights, model.encoders, extra=extra)
     return dest
 
 

@@ -97,6 +97,10 @@ class LoRAConfig:
     target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
 
 
+QUANTIZATIONS = (None, "4bit")
+"""``llm.quantization`` values: full-precision weights (``llm.dtype``) or a 4-bit NF4 base (QLoRA)."""
+
+
 @dataclass
 class LLMConfig:
     """The language model.
@@ -112,6 +116,18 @@ class LLMConfig:
     lora_media_only: bool = False  # adapters act only on conversations that carry media
     train_bias_norm: bool = False
     system_prompt: str | None = None
+    # "4bit": QLoRA — the base weights load in 4-bit NF4 (bitsandbytes), LoRA trains on top; transformers
+    # backend on CUDA only (omnibind/llm/quantization.py)
+    quantization: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.quantization not in QUANTIZATIONS:
+            raise ConfigError(f"llm.quantization: expected one of {list(QUANTIZATIONS)}, got {self.quantization!r}")
+        if self.quantization is not None and self.backend != "transformers":
+            raise ConfigError(
+                f"llm.quantization: {self.quantization} loads through bitsandbytes on the transformers backend; "
+                f"backend {self.backend!r} has its own weight formats (a quantised GGUF for llamacpp)"
+            )
 
 
 @dataclass

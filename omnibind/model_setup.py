@@ -22,7 +22,9 @@ def build_backend(config: ModelConfig, *, device: str = "cpu") -> LLMBackend:
     import omnibind.llm.backends  # noqa: F401  (registers backends)
 
     cls = LLM_BACKENDS.get(config.llm.backend)
-    return cls(config.llm.source, dtype=config.llm.dtype, device=device)
+    # only a quantised config passes the option (the llama.cpp backend takes none; LLMConfig checks)
+    extra = {"quantization": config.llm.quantization} if config.llm.quantization else {}
+    return cls(config.llm.source, dtype=config.llm.dtype, device=device, **extra)
 
 
 def apply_lora(backend: LLMBackend, lora: Any) -> None:

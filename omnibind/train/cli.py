@@ -27,8 +27,8 @@ def train_command(
     """Train: bind heads (contrastive), align a projector, instruction-tune (LoRA), or a whole pipeline.
 
     Runs unchanged under `accelerate launch` with DDP (configs/accelerate/ddp-cpu-2.yaml, ddp-gpu.yaml) or
-    `torchrun`; FSDP and DeepSpeed stop with an error (not supported yet). A killed run resumes from its
-    last checkpoint when started again with the same config.
+    FSDP2 (fsdp.yaml), or `torchrun`; DeepSpeed stops with an error (not supported yet). A killed run
+    resumes from its last checkpoint when started again with the same config, on any process count.
     """
     import os
 

@@ -80,6 +80,9 @@ class BindStageConfig:
     init_heads_from: dict[str, str] = field(default_factory=dict)  # e.g. {depth: image}: copy a head to start
     max_logit_scale: float = 100.0
     recall_at: list[int] = field(default_factory=lambda: [1, 5])
+    # several processes: InfoNCE over the global batch (embeddings gathered with their gradients);
+    # false: each process contrasts its own share only (1/N of the negatives)
+    global_negatives: bool = True
 
 
 @dataclass

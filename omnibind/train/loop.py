@@ -6,6 +6,11 @@ bar, validation loss every ``eval_every`` steps with best-checkpoint selection, 
 ``accelerate launch`` (or ``torchrun``) each process takes its share of every (deterministic) global
 batch, each share's loss counts by its number of loss terms (assistant tokens) and DDP averages the
 gradients, so the same config trains the same model on 1 or N processes (to float rounding).
+Under FSDP (``configs/accelerate/fsdp.yaml``) the LLM is sharded with torch's ``fully_shard``
+(``omnibind.train.sharding``) and checkpoints gather the full trainable weights and moments, so
+they are the same files as a single process writes. A task whose loss gathers across processes
+(``global_loss``: the bind stage's global negatives) returns the global batch's loss on every
+process and is weighted accordingly.
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ class Task(Protocol):
     A task may also define ``weight(batch) -> number``: how many terms its (mean) loss averages over
     for that batch (assistant tokens for the language-model stages); the default is ``len(batch)``.
     Micro-batches and DDP shards are weighted by it, so the loss and gradient of a step are those of
-    the whole global batch, whatever the split.
+    the whole global batch, whatever the split. ``global_loss = True`` says that under several
+    processes ``loss(shard)`` gathers every process's shard itself and returns the loss of the
+    whole (global) batch; every process must then call it the same number of times.
     """
 
     def batch(self, step: int) -> list[Any]: ...
@@ -116,14 +123,11 @@ class TrainResult:
 
 _WORLD_SIZE_VARS = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
 
-FSDP_UNSUPPORTED = (
-    "FSDP: checkpoints of sharded parameters and optimiser state are not supported yet; use DDP "
-    "(configs/accelerate/ddp-gpu.yaml)"
-)
 DEEPSPEED_UNSUPPORTED = (
     "DeepSpeed: not supported by omnibind's training loop yet (ZeRO partitions the optimiser state, which "
-    "the checkpoints store by parameter name from one process; DeepSpeed's engine also steps and clips on its "
-    "own); use DDP (configs/accelerate/ddp-gpu.yaml)"
+    "the checkpoints store by parameter name; DeepSpeed's engine also steps and clips on its own) and never run "
+    "here (no GPU); use DDP (configs/accelerate/ddp-gpu.yaml) or, for an LLM that outgrows one GPU, FSDP2 "
+    "(configs/accelerate/fsdp.yaml)"
 )
 
 
@@ -135,30 +139,33 @@ def launched_world_size(env: dict[str, str] | None = None) -> int:
     return max([int(env[k]) for k in _WORLD_SIZE_VARS if env.get(k, "").strip().isdigit()], default=1)
 
 
-def check_launch(env: dict[str, str] | None = None) -> None:
-    """Refuse launches that would not train what the config says, before any model is loaded.
+def check_launch(env: dict[str, str] | None = None) -> Any:
+    """Refuse launches that would not train what the config says, before any model is loaded;
+    returns the FSDP settings of an FSDP launch (``sharding.FSDPSettings``), else None.
 
     - ``accelerate launch --cpu --num_processes N`` (and an accelerate config of type ``MULTI_CPU``)
       goes through accelerate's simple launcher: it starts ONE process per machine and expects MPI
       (``--mpirun_hostfile``) to start the others. It sets ``MASTER_ADDR`` (because N > 1) but no
       world size, so without this check every machine trains the whole batch alone — a
       single-process run that looks like a distributed one.
-    - FSDP and DeepSpeed (``configs/accelerate/fsdp.yaml``, ``deepspeed-zero2.yaml``): not supported
-      yet (see ``FSDP_UNSUPPORTED``, ``DEEPSPEED_UNSUPPORTED``); better now than at the first checkpoint.
+    - FSDP (``configs/accelerate/fsdp.yaml``): FSDP2 only, without the options the loop does not
+      implement (``sharding.fsdp_settings`` names them).
+    - DeepSpeed (``deepspeed-zero2.yaml``): not supported (``DEEPSPEED_UNSUPPORTED``); better now
+      than at the first checkpoint.
     """
     import os
 
     from omnibind.errors import ConfigError
+    from omnibind.train.sharding import fsdp_settings
 
     env = dict(os.environ) if env is None else env
 
     def flag(name: str) -> bool:
         return env.get(name, "").strip().lower() in ("1", "true", "yes")
 
-    if flag("ACCELERATE_USE_FSDP"):
-        raise ConfigError(FSDP_UNSUPPORTED)
     if flag("ACCELERATE_USE_DEEPSPEED"):
         raise ConfigError(DEEPSPEED_UNSUPPORTED)
+    settings = fsdp_settings(env)
     if flag("ACCELERATE_USE_CPU") and env.get("MASTER_ADDR") and launched_world_size(env) <= 1:
         raise ConfigError(
             "accelerate launch --cpu started only this process (accelerate's CPU launcher runs one process per "
@@ -166,6 +173,7 @@ def check_launch(env: dict[str, str] | None = None) -> None:
             "run `accelerate launch --config_file configs/accelerate/ddp-cpu-2.yaml -m omnibind.train.cli CONFIG` "
             "(set num_processes there) or `torchrun --standalone --nproc_per_node N -m omnibind.train.cli CONFIG`"
         )
+    return settings
 
 
 class KilledForTestError(RuntimeError):
@@ -196,62 +204,78 @@ def run_training(
     from tqdm import tqdm
 
     from omnibind.checkpoint import save_checkpoint
+    from omnibind.errors import ConfigError
+    from omnibind.train import sharding
     from omnibind.train.report import write_report
-    from omnibind.train.state import MODEL_DIR, read_training_state, save_training_state, set_rng_state
+    from omnibind.train.state import (
+        MODEL_DIR,
+        gathered_trainable_state,
+        load_optimizer_state,
+        read_training_state,
+        save_training_state,
+        set_rng_state,
+    )
 
     out = Path(output)
-    check_launch()
+    fsdp = check_launch()
     acc = Accelerator(cpu=device == "cpu", kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    # (an Accelerator set up in code rather than by accelerate launch, which check_launch cannot see)
+    if getattr(acc.state, "deepspeed_plugin", None) is not None:
+        raise ConfigError(DEEPSPEED_UNSUPPORTED)
+    if fsdp is None and getattr(acc.state, "fsdp_plugin", None) is not None:
+        raise ConfigError("FSDP: launch it with accelerate launch --config_file configs/accelerate/fsdp.yaml")
     main = acc.is_main_process
+    rank, world = acc.process_index, acc.num_processes
     torch.manual_seed(optim.seed)
-    opt = torch.optim.AdamW(list(params), lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, warmup_cosine(optim.warmup_steps, optim.max_steps, optim.min_lr_ratio)
-    )
     history: list[dict[str, Any]] = []
     start, best_val = 0, math.inf
     last_dir, best_dir = out / "last", out / "best"
     recover_dir(best_dir)  # a kill between best/'s two renames: the previous best comes back
+    saved: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None
     if resume and (recover_dir(last_dir) / "trainer_state.json").is_file():  # a kill mid-swap: old back
         from omnibind.train.recipes import load_partial
 
-        load_partial(core, last_dir / MODEL_DIR)
-        tensors, data = read_training_state(last_dir)
-        from omnibind.train.state import load_optimizer_state
-
+        load_partial(core, last_dir / MODEL_DIR)  # into the whole (not yet sharded) model
+        saved = read_training_state(last_dir)
+    module = LossModule(core, task)
+    params = list(params)
+    replicated: list[nn.Parameter] = []
+    if fsdp is not None:
+        params, names = _shard(module, core, params, names, fsdp, acc.device)
+        replicated = [p for p in params if not sharding.is_dtensor(p)]
+    opt = torch.optim.AdamW(params, lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, warmup_cosine(optim.warmup_steps, optim.max_steps, optim.min_lr_ratio)
+    )
+    if saved is not None:
+        tensors, data = saved
         load_optimizer_state(opt, names, tensors, data["optimizer"])
         sched.load_state_dict({**sched.state_dict(), **data["scheduler"]})
         set_rng_state(tensors, data["rng"])
         start, best_val, history = int(data["step"]), float(data.get("best_val", math.inf)), data.get("history", [])
         if main:
-            print(f"resuming {out} at step {start}")
-    module = LossModule(core, task)
-    # (also for an Accelerator set up in code rather than by accelerate launch, which check_launch sees)
-    if getattr(acc.state, "fsdp_plugin", None) is not None:
-        from omnibind.errors import ConfigError
-
-        # checked on an H100: training steps run under FSDP2 (with the bind heads, whose 0-d temperature
-        # FSDP refuses, left out via plugin.ignored_modules), but saving sharded parameters and optimiser
-        # state (DTensors) needs a gather that is not written yet — fail now, not at the first checkpoint
-        raise ConfigError(FSDP_UNSUPPORTED)
-    if getattr(acc.state, "deepspeed_plugin", None) is not None:
-        from omnibind.errors import ConfigError
-
-        raise ConfigError(DEEPSPEED_UNSUPPORTED)
-    module, opt = acc.prepare(module, opt)
-    rank, world = acc.process_index, acc.num_processes
+            print(f"resuming {out} at step {start}" + (f" on {world} processes" if world > 1 else ""))
+    if fsdp is None:
+        module, opt = acc.prepare(module, opt)
+    raw_opt = getattr(opt, "optimizer", opt)
     if optim.batch_size < world:
-        from omnibind.errors import ConfigError
-
         raise ConfigError(f"optim.batch_size {optim.batch_size} is smaller than the {world} processes")
+    global_loss = world > 1 and bool(getattr(task, "global_loss", False))
+    if (global_loss or fsdp is not None) and world > 1 and optim.batch_size // world < optim.grad_accum:
+        # the gather (global negatives) and FSDP's all-gathers are collectives: every process must run
+        # the same number of micro-batches, so each share must fill grad_accum of them
+        raise ConfigError(
+            f"optim.batch_size {optim.batch_size} over {world} processes gives a share smaller than optim.grad_accum "
+            f"{optim.grad_accum}; raise batch_size to at least {world * optim.grad_accum} or lower grad_accum"
+        )
     weigh = _weigher(task)
     t0 = time.perf_counter()
     bar = tqdm(total=optim.max_steps, initial=start, desc=out.name, unit="step", disable=not (progress and main))
 
     def save_last(step: int) -> None:
+        info = {"step": step, "best_val": best_val, "history": history, **(extra_info or {})}
+        save_training_state(last_dir, core, raw_opt, sched, names, info, write=main)  # every process: gathers
         if main:
-            info = {"step": step, "best_val": best_val, "history": history, **(extra_info or {})}
-            save_training_state(last_dir, core, opt.optimizer, sched, names, info)
             crash_point("train.saved", last_dir)  # fault tests kill here: right after a checkpoint
         acc.wait_for_everyone()
 
@@ -261,21 +285,26 @@ def run_training(
         shard = batch[rank::world]
         micros = [shard[i :: optim.grad_accum] for i in range(optim.grad_accum)]
         micros = [m for m in micros if m]
-        # each micro-batch's mean loss counts by its share of the global batch's loss terms; DDP
-        # averages gradients over processes, hence the factor world: sum of shares = the global mean
-        weights = [float(weigh(m)) for m in micros]
-        whole = torch.tensor(sum(weights), device=acc.device)
-        whole = float(acc.reduce(whole, "sum")) if world > 1 else float(whole)
+        factors = _micro_factors([float(weigh(m)) for m in micros], world, global_loss, acc)
         total = torch.zeros((), device=acc.device)
         for i, micro in enumerate(micros):
             sync = i == len(micros) - 1
-            ctx = acc.no_sync(module) if not sync and world > 1 else _Null()
-            with ctx:
-                loss = module(micro) * (weights[i] * world / max(whole, 1e-12))
-                acc.backward(loss)
+            if fsdp is not None:
+                module.set_requires_gradient_sync(sync)  # reduce-scatter once, after the last micro-batch
+                loss = module(micro) * factors[i]
+                loss.backward()
+            else:
+                with acc.no_sync(module) if not sync and world > 1 else _Null():
+                    loss = module(micro) * factors[i]
+                    acc.backward(loss)
             total += loss.detach()
+        if fsdp is not None:
+            sharding.average_replicated_grads(replicated, world)
         if optim.clip > 0:
-            acc.clip_grad_norm_(params, optim.clip)
+            if fsdp is not None:
+                sharding.clip_grad_norm(params, optim.clip)
+            else:
+                acc.clip_grad_norm_(params, optim.clip)
         opt.step()
         sched.step()
         opt.zero_grad(set_to_none=True)
@@ -283,13 +312,15 @@ def run_training(
         row: dict[str, Any] = {"step": step + 1, "loss": mean_loss, "lr": sched.get_last_lr()[0]}
         done = step + 1
         if optim.eval_every and (done % optim.eval_every == 0 or done == optim.max_steps):
-            val = _validate(core, module, task, acc)
+            val = _validate(core, module, task, acc, global_loss)
             if val is not None:
                 row["val_loss"] = val
                 if val < best_val:
                     best_val = val
+                    weights = gathered_trainable_state(core)  # every process: sharded weights are gathered
                     if main:
-                        save_checkpoint(core, best_dir, extra={"training": {"step": done, "val_loss": val}})
+                        extra = {"training": {"step": done, "val_loss": val}}
+                        save_checkpoint(core, best_dir, extra=extra, state=weights)
                     acc.wait_for_everyone()
         history.append(row)
         bar.update(1)
@@ -316,6 +347,7 @@ def run_training(
             "selected": "best" if chosen == best_dir else "last",
             "seconds_this_session": round(seconds, 1),
             "processes": world,
+            "strategy": "fsdp" if fsdp is not None else ("ddp" if world > 1 else "single"),
             **(extra_metrics or {}),
         }
         write_report(out, history, metrics)
@@ -323,12 +355,63 @@ def run_training(
     return TrainResult(out, best_dir if has_best else None, last_dir, final, optim.max_steps, history, metrics, seconds)
 
 
-def _validate(core: Any, module: nn.Module, task: Task, acc: Any) -> float | None:
+def _shard(
+    module: nn.Module, core: Any, params: list[nn.Parameter], names: dict[int, str], settings: Any, device: Any
+) -> tuple[list[nn.Parameter], dict[int, str]]:
+    """FSDP2 on ``module``; returns the trainable parameters as they are after sharding (``fully_shard``
+    replaces the sharded ones by DTensor parameters of the same names) and their checkpoint names.
+
+    Every process first takes the main process's weights (what DDP does when it wraps a model):
+    randomly initialised parts (projectors, LoRA) must start equal everywhere, and FSDP keeps each
+    process's own values.
+    """
+    import torch.distributed as dist
+
+    from omnibind.train import sharding
+
+    with torch.no_grad():
+        for t in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(t.data, src=0)
+    where = {id(p): n for n, p in module.named_parameters(remove_duplicate=False)}
+    wanted = [(where[id(p)], names[id(p)]) for p in params]
+    sharding.shard(module, sharding.replicated_params(core, getattr(module, "llm_model", None)), settings, device)
+    after = dict(module.named_parameters(remove_duplicate=False))
+    new = [after[q] for q, _ in wanted]
+    return new, {**names, **{id(p): n for p, (_, n) in zip(new, wanted)}}
+
+
+def _micro_factors(weights: list[float], world: int, global_loss: bool, acc: Any) -> list[float]:
+    """What each micro-batch's mean loss is multiplied by, so that the step's gradient is that of the
+    mean over the whole global batch.
+
+    Per-process losses: a micro-batch counts by its share of the global batch's loss terms, times
+    ``world`` because DDP / FSDP average gradients over processes. Global losses (every process
+    returns the loss of the global micro-batch, and its gathered rows send each process the sum of
+    all processes' gradients, which the averaging divides back): a global micro-batch counts by its
+    share of the terms, the same factor on every process.
+    """
+    if world == 1:
+        whole = sum(weights)
+        return [w / max(whole, 1e-12) for w in weights]
+    if global_loss:
+        per_micro = acc.reduce(torch.tensor(weights, device=acc.device), "sum")
+        whole = float(per_micro.sum())
+        return [float(w) / max(whole, 1e-12) for w in per_micro]
+    whole = float(acc.reduce(torch.tensor(sum(weights), device=acc.device), "sum"))
+    return [w * world / max(whole, 1e-12) for w in weights]
+
+
+def _validate(core: Any, module: nn.Module, task: Task, acc: Any, global_loss: bool = False) -> float | None:
     """Mean validation loss over all validation batches (each process takes its share), every
     batch and shard weighted by ``task.weight`` (tokens), so 1 and N processes agree.
 
-    Through the wrapped ``module``, so FSDP gathers its sharded parameters as in training.
+    Through the wrapped ``module``, so FSDP gathers its sharded parameters as in training. Every
+    process runs a forward for every batch (FSDP's all-gathers and the global negatives' gather are
+    collectives): a batch with fewer items than processes is evaluated whole by each, counting
+    1/world of it.
     """
+    from omnibind.train.losses import local_negatives
+
     batches = task.val_batches()
     if not batches:
         return None
@@ -339,11 +422,15 @@ def _validate(core: Any, module: nn.Module, task: Task, acc: Any) -> float | Non
     count = torch.zeros((), device=acc.device)
     with torch.no_grad():
         for b in batches:
-            shard = b[rank::world]
-            if not shard:
-                continue
-            w = float(weigh(shard))
-            total += module(shard).detach() * w
+            if world > 1 and len(b) < world:
+                w = float(weigh(b)) / world
+                with local_negatives():
+                    total += module(b).detach() * w
+            else:
+                shard = b[rank::world]
+                # a global loss is the whole batch's on every process: each counts 1/world of it
+                w = float(weigh(b)) / world if global_loss else float(weigh(shard))
+                total += module(shard).detach() * w
             count += w
     if world > 1:
         total, count = acc.reduce(total, "sum"), acc.reduce(count, "sum")

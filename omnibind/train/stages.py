@@ -29,7 +29,7 @@ from omnibind.train.config import PipelineConfig, TrainConfig
 from omnibind.train.data import Pair, TrainSample, load_samples, pairs_of
 from omnibind.train.features import FeatureStore
 from omnibind.train.loop import Batcher, TrainResult, run_training
-from omnibind.train.losses import info_nce, positives, recall_at_k
+from omnibind.train.losses import contrastive_loss, recall_at_k
 
 
 # --------------------------------------------------------------------------- model
@@ -216,12 +216,18 @@ class BindTask:
         zb = self.core.bind(b_mod, self._pooled([p.b for p in pairs]))
         return za, zb
 
+    @property
+    def global_loss(self) -> bool:
+        """With ``bind.global_negatives`` (default) the loss gathers every process's embeddings, so
+        each process returns the loss of the global batch (the loop weighs it accordingly)."""
+        return bool(self.cfg.global_negatives)
+
     def loss(self, batch: list[Pair]) -> torch.Tensor:
         za, zb = self.embed(batch)
-        pos = positives([p.key_b for p in batch], [p.key_b for p in batch]) | positives(
-            [p.key_a for p in batch], [p.key_a for p in batch]
+        keys_a, keys_b = [p.key_a for p in batch], [p.key_b for p in batch]
+        return contrastive_loss(
+            za, zb, keys_a, keys_b, self.core.bind.logit_scale, self.cfg.max_logit_scale, gather=self.global_loss
         )
-        return info_nce(za, zb, self.core.bind.logit_scale, pos, self.cfg.max_logit_scale)
 
     def val_batches(self) -> list[list[Pair]]:
         out = []

@@ -5,6 +5,11 @@ manifest), ``trainer_state.safetensors`` (optimiser moments keyed by *parameter 
 state) and ``trainer_state.json`` (step, scheduler, python/numpy RNG, metric history, and the SHA-256 of the
 tensors file, checked when it is read). The folder is written through ``omnibind.atomic.atomic_dir``,
 so a kill mid-save leaves the previous ``last/`` intact.
+
+Under FSDP the sharded weights and moments (DTensors) are gathered whole first — a collective, so
+every process calls the savers and only the main one writes — and the files are the same as a
+single process's. Nothing in them depends on the process count, so a run saved with N processes
+resumes with M (each process takes its shard of the full moments on load).
 """
 
 from __future__ import annotations
@@ -50,17 +55,36 @@ def set_rng_state(tensors: dict[str, torch.Tensor], data: dict[str, Any]) -> Non
         np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
 
 
+def gathered_trainable_state(model: Any) -> dict[str, torch.Tensor]:
+    """``model.trainable_state_dict()`` with sharded (FSDP) weights gathered whole.
+
+    Call on every process (the gather is a collective, taken in sorted-name order); with no
+    sharded weight it is exactly ``trainable_state_dict()``.
+    """
+    from omnibind.train.sharding import full, is_dtensor
+
+    params = model.trainable_parameters()
+    if not any(is_dtensor(p) for p in params.values()):
+        return model.trainable_state_dict()
+    return {n: full(p.detach()).cpu().contiguous() for n, p in params.items()}
+
+
 def optimizer_state(optimizer: torch.optim.Optimizer, names: dict[int, str]) -> tuple[dict[str, torch.Tensor], dict]:
-    """Moments keyed by parameter name (robust to parameter order), hyper-parameters as JSON."""
+    """Moments keyed by parameter name (robust to parameter order), hyper-parameters as JSON.
+
+    Sharded moments (FSDP) are gathered whole: call on every process.
+    """
+    from omnibind.train.sharding import full
+
     sd = optimizer.state_dict()
     index_to_name: dict[int, str] = {}
     flat_params = [p for g in optimizer.param_groups for p in g["params"]]
     for i, p in enumerate(flat_params):
         index_to_name[i] = names[id(p)]
     tensors: dict[str, torch.Tensor] = {}
-    for idx, st in sd["state"].items():
-        for k, v in st.items():
-            t = v if isinstance(v, torch.Tensor) else torch.tensor(v)
+    for idx in sorted(sd["state"]):  # one order on every process (the gathers are collectives)
+        for k, v in sorted(sd["state"][idx].items()):
+            t = full(v) if isinstance(v, torch.Tensor) else torch.tensor(v)
             tensors[f"opt.{index_to_name[idx]}.{k}"] = t.detach().cpu().contiguous()
     groups = []
     for g in sd["param_groups"]:
@@ -73,6 +97,9 @@ def optimizer_state(optimizer: torch.optim.Optimizer, names: dict[int, str]) -> 
 def load_optimizer_state(
     optimizer: torch.optim.Optimizer, names: dict[int, str], tensors: dict[str, torch.Tensor], data: dict
 ) -> None:
+    """Load moments saved by ``optimizer_state``; a sharded parameter takes its shard of them."""
+    from omnibind.train.sharding import like
+
     flat_params = [p for g in optimizer.param_groups for p in g["params"]]
     name_to_index = {names[id(p)]: i for i, p in enumerate(flat_params)}
     state: dict[int, dict[str, torch.Tensor]] = {}
@@ -82,7 +109,10 @@ def load_optimizer_state(
         pname, _, field_name = key[4:].rpartition(".")
         if pname not in name_to_index:
             raise CheckpointError(f"optimizer state names parameter {pname!r}, which does not train in this run")
-        state.setdefault(name_to_index[pname], {})[field_name] = t
+        param = flat_params[name_to_index[pname]]
+        # moments have the parameter's shape; "step" is a scalar that stays a plain tensor
+        value = like(t, param) if t.shape == param.shape else t
+        state.setdefault(name_to_index[pname], {})[field_name] = value
     groups = []
     saved = data["param_groups"]
     if len(saved) != len(optimizer.param_groups):
@@ -101,16 +131,25 @@ def save_training_state(
     scheduler: Any,
     names: dict[int, str],
     info: dict[str, Any],
+    *,
+    write: bool = True,
 ) -> Path:
-    """Atomically write ``folder`` = model checkpoint + optimiser/scheduler/RNG state + ``info``."""
+    """Atomically write ``folder`` = model checkpoint + optimiser/scheduler/RNG state + ``info``.
+
+    Under several processes every process calls it (sharded state is gathered) and only the one
+    with ``write`` (the main process) writes.
+    """
     from safetensors.torch import save_file
 
     from omnibind.checkpoint import save_checkpoint
 
     dest = Path(folder)
+    weights = gathered_trainable_state(model)
+    opt_t, opt_j = optimizer_state(optimizer, names)
+    if not write:
+        return dest
     with atomic_dir(dest) as tmp:
-        save_checkpoint(model, tmp / MODEL_DIR, extra={"training": {"step": info.get("step")}})
-        opt_t, opt_j = optimizer_state(optimizer, names)
+        save_checkpoint(model, tmp / MODEL_DIR, extra={"training": {"step": info.get("step")}}, state=weights)
         rng_t, rng_j = rng_state()
         save_file({**opt_t, **rng_t}, str(tmp / STATE_TENSORS), metadata={"format": "omnibind-trainer"})
         crash_point("state.tensors", dest)

@@ -15,21 +15,7 @@ import torch
 from PIL import Image as PILImage
 
 from omnibind.errors import ConfigError
-from tests.train_data import make_dataset, run_cfg, stage_cfg
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Grey-level patch images with captions and IMU-like arrays, as omnibind JSONL (train/val)."""
-    return make_dataset(tmp_path_factory.mktemp("train_data"))
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory, tiny_config_dict: dict) -> Path:
-    p = tmp_path_factory.mktemp("tiny_cfg") / "tiny.json"
-    p.write_text(json.dumps(tiny_config_dict))
-    return p
-
+from tests.train_data import run_cfg, stage_cfg
 
 _cfg = stage_cfg
 _run = run_cfg
@@ -261,10 +247,21 @@ def test_launches_that_would_not_train_as_configured_are_refused(monkeypatch, tm
     check_launch({**alone, "OMPI_COMM_WORLD_SIZE": "2"})  # mpirun
     check_launch({"ACCELERATE_USE_CPU": "True"})  # --num_processes 1: no MASTER_ADDR
     check_launch({})  # plain python
-    # sharded launches are refused up front (checkpoints of sharded state are not written yet)
-    with pytest.raises(ConfigError, match="FSDP"):
-        check_launch({"ACCELERATE_USE_FSDP": "true", "WORLD_SIZE": "2"})
-    with pytest.raises(ConfigError, match="DeepSpeed"):
+    # FSDP2 is accepted with the options the loop implements; the others are refused up front
+    fsdp = {"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "2", "WORLD_SIZE": "2"}
+    settings = check_launch({**fsdp, "FSDP_TRANSFORMER_CLS_TO_WRAP": "LlamaDecoderLayer"})
+    assert settings.layer_classes == ("LlamaDecoderLayer",) and settings.reshard_after_forward
+    assert check_launch({"WORLD_SIZE": "2"}) is None  # DDP
+    for extra, what in (
+        ({"FSDP_VERSION": "1"}, "fsdp_version: 2"),
+        ({"FSDP_OFFLOAD_PARAMS": "true"}, "fsdp_offload_params"),
+        ({"FSDP_STATE_DICT_TYPE": "SHARDED_STATE_DICT"}, "FULL_STATE_DICT"),
+        ({"ACCELERATE_MIXED_PRECISION": "bf16"}, "llm.dtype"),
+    ):
+        with pytest.raises(ConfigError, match=what):
+            check_launch({**fsdp, **extra})
+    # DeepSpeed: refused, naming what works instead
+    with pytest.raises(ConfigError, match="DeepSpeed.*ddp-gpu.yaml.*fsdp.yaml"):
         check_launch({"ACCELERATE_USE_DEEPSPEED": "true", "WORLD_SIZE": "2"})
     # a pipeline's prepare step is not raced by N processes: the data must be built first
     from omnibind.train.stages import prepare_data
@@ -355,3 +352,21 @@ def test_assistant_tokens_equals_the_label_count(tiny_model, tiny_config_dict, t
         for conv in conversations:
             assembled, _, _ = core.build_inputs(core.prepare(conv), add_generation_prompt=False)
             assert assistant_tokens(core, conv) == int((assembled.labels != IGNORE_INDEX).sum()) > 0
+
+
+def test_qlora_config_path_refuses_clearly_where_it_cannot_run(tiny_config_dict):
+    """`llm.quantization: 4bit` (QLoRA) is a valid config, refused with a typed error on this CPU before
+    any weight loads; other values and the llama.cpp backend are config errors."""
+    from omnibind.config import ModelConfig
+    from omnibind.errors import BackendUnsupportedError
+    from omnibind.model import OmnibindModel
+
+    d = {**tiny_config_dict, "llm": {**tiny_config_dict["llm"], "quantization": "4bit", "lora": {"r": 2}}}
+    cfg = ModelConfig.from_dict(d)
+    assert cfg.llm.quantization == "4bit" and ModelConfig.from_dict(cfg.to_dict()).llm.quantization == "4bit"
+    with pytest.raises(BackendUnsupportedError, match="needs a CUDA GPU.*device 'cpu'"):
+        OmnibindModel(cfg, device="cpu")
+    with pytest.raises(ConfigError, match="llm.quantization"):
+        ModelConfig.from_dict({**d, "llm": {**d["llm"], "quantization": "8bit"}})
+    with pytest.raises(ConfigError, match="quantised GGUF"):
+        ModelConfig.from_dict({**d, "llm": {**d["llm"], "backend": "llamacpp"}})

@@ -29,7 +29,14 @@ class TransformersBackend(LLMBackend):
     supports_training = True
 
     def __init__(
-        self, source: str, *, dtype: str = "float32", device: str = "cpu", model: Any = None, tokenizer: Any = None
+        self,
+        source: str,
+        *,
+        dtype: str = "float32",
+        device: str = "cpu",
+        model: Any = None,
+        tokenizer: Any = None,
+        quantization: str | None = None,
     ):
         import os
 
@@ -37,16 +44,22 @@ class TransformersBackend(LLMBackend):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.source = source
+        # QLoRA: a 4-bit base is placed on its device while it loads (a quantised model cannot .to())
+        quant: dict[str, Any] = {}
+        if quantization is not None:
+            from omnibind.llm.quantization import bnb_config
+
+            quant = {"quantization_config": bnb_config(quantization, dtype, device), "device_map": {"": device}}
         if model is None:
             path = resolve_hf_source(source)
             try:
                 tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
                 model = AutoModelForCausalLM.from_pretrained(
-                    str(path), dtype=getattr(torch, dtype), local_files_only=True
+                    str(path), dtype=getattr(torch, dtype), local_files_only=True, **quant
                 )
             except OSError as e:
                 raise ConfigError(f"cannot load LLM from {source!r} (offline, local files only): {e}") from e
-        self.model = model.to(device)
+        self.model = model if quant else model.to(device)
         self.model.eval()
         self.tokenizer = tokenizer
         cfg = self.model.config
