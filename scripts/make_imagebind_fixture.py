@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import importlib.metadata
 import importlib.util
 import io
 import json
@@ -128,6 +129,11 @@ TEXTS = [
     "numbers 12345 and 3.14, emoji 🐶🎵",
     "before <|endoftext|> after",
     "",
+    "\x1b[31mred\x1b[0m alert: cp\x93quoted\x94 \x85 and \x00nul\ufeff",
+    "&amp;amp;amp; &EACUTE;t&eacute; &ampx; &#128054; &#x41;",
+    "<b>&amp;lt;kept&amp;gt;</b> because of the tag",
+    "e\u0301te\u0301 \u3000 ideographic\u00a0nbsp\u2028line",
+    "\u0133ssel \u01c6 \ufb05 \ufb06 \u0149",
     " ".join(["the quick brown fox jumps over the lazy dog"] * 12),
 ]
 CORPUS = (
@@ -207,6 +213,22 @@ def merges_file(byte_encoder: dict[int, str]) -> bytes:
                 seen.add(a + b)
     text = "#version: 0.2 (synthetic, omnibind test fixture)\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n"
     return gzip.compress(text.encode("utf-8"), mtime=0)
+
+
+def ftfy_map() -> dict[str, str]:
+    """``ftfy.fix_text("a" + c + "b")`` for every code point ``c`` it changes (planes 0-1 and the tag
+    block; surrogates cannot be in a str): omnibind's stand-in is checked against it point by point."""
+    import ftfy
+
+    out = {}
+    for cp in [*range(0x20000), *range(0xE0000, 0xE0100)]:
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        text = f"a{chr(cp)}b"
+        fixed = ftfy.fix_text(text)
+        if fixed != text:
+            out[f"{cp:04X}"] = fixed
+    return out
 
 
 # --- weights ------------------------------------------------------------------------------------------
@@ -394,6 +416,7 @@ def main() -> None:
         "seed": SEED,
         "weights_dtype": "float16",
         "texts": TEXTS,
+        "ftfy": {"version": importlib.metadata.version("ftfy"), "changed": ftfy_map()},
         "compact_scale": COMPACT,
         "compact_divisor": 32,
         "stride": STRIDE,
