@@ -39,7 +39,7 @@ import argparse
 import gzip
 import importlib.metadata
 import importlib.util
-import io
+import itertools
 import json
 import sys
 from collections import Counter
@@ -178,7 +178,7 @@ def learn_merges(byte_encoder: dict[int, str], n: int) -> list[tuple[str, str]]:
     while len(merges) < n:
         pairs: Counter[tuple[str, str]] = Counter()
         for w, s in seqs.items():
-            for pair in zip(s, s[1:]):
+            for pair in itertools.pairwise(s):
                 pairs[pair] += words[w]
         if not pairs:
             break
@@ -308,11 +308,10 @@ def main() -> None:
     import torchvision.transforms._functional_tensor as functional_tensor
 
     sys.modules.setdefault("torchvision.transforms.functional_tensor", functional_tensor)
-    from safetensors.torch import save
-
     from imagebind import data
     from imagebind.models import imagebind_model
     from imagebind.models.multimodal_preprocessors import SimpleTokenizer, bytes_to_unicode
+    from safetensors.torch import save
 
     torch.manual_seed(SEED)
     gen = torch.Generator().manual_seed(SEED)
@@ -341,7 +340,8 @@ def main() -> None:
     pixels = np.clip(pixels + rng.normal(0, 25, pixels.shape), 0, 255).astype(np.uint8)
     sr = 16000
     t = np.arange(int(2.5 * sr)) / sr
-    wave = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 3000 * t * (1 + t)) + rng.normal(0, 0.05, t.size)
+    wave = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 3000 * t * (1 + t))  # a tone and a chirp
+    wave += rng.normal(0, 0.05, t.size)
     wave_i16 = np.clip(np.round(wave * 32767), -32768, 32767).astype(np.int16)  # stored exactly
     waveform = torch.from_numpy(wave_i16.astype(np.float32) / 32768.0)
     video_fps, video_duration = 4.0, 5.0
