@@ -1,9 +1,11 @@
-"""Input preprocessing for each ImageBind tower, reproducing the official ``data.py`` where one exists.
+"""Input preprocessing for each ImageBind tower, reproducing the official ``data.py`` where one exists
+(bit for bit for image, audio and decoded video: tests/unit/test_imagebind_equivalence.py).
 
 - vision (image): shorter side → ``size`` (bicubic, PIL), centre crop, CLIP mean/std.
-- vision (video): ``clips`` 2-second windows spread over the video, 2 frames each, shorter side →
-  ``size`` (bilinear), CLIP mean/std, 3 spatial crops (left/centre/right); embeddings are averaged.
-- audio: ``clips`` 2-second windows spread over the clip, each a Kaldi-compatible 128-bin log-mel
+- vision (video): ``clips`` 2-second windows placed as the official clip sampler places them
+  (``clip_windows``), 2 frames each, shorter side → ``size`` (bilinear), CLIP mean/std, 3 spatial crops
+  (left/centre/right); embeddings are averaged.
+- audio: ``clips`` 2-second windows placed the same way, each a Kaldi-compatible 128-bin log-mel
   filterbank (25 ms Hann window, 10 ms hop, pre-emphasis 0.97, per-frame DC removal) cut/padded to
   204 frames, normalised with AudioSet mean −4.268 / std 9.138. The filterbank is implemented here with
   torch because torchaudio is not installable beside our torch.
