@@ -308,8 +308,14 @@ def test_fbank_matches_kaldi_layout_and_tone_position() -> None:
 def test_clip_windows_and_modality_maps() -> None:
     from fractions import Fraction
 
-    assert pre.clip_windows(Fraction(10), Fraction(2), 3) == [(0, 2), (4, 6), (8, 10)]
-    assert pre.clip_windows(Fraction(1), Fraction(2), 2) == [(0, 2), (0, 2)]
+    # pytorchvideo's ConstantClipsPerVideoSampler: starts at multiples of (10 - 2) / 3, the last ending
+    # before the end of the clip
+    assert pre.clip_windows(10.0, Fraction(2), 3) == [
+        (0, 2),
+        (Fraction(8, 3), Fraction(14, 3)),
+        (Fraction(16, 3), Fraction(22, 3)),
+    ]
+    assert pre.clip_windows(1.0, Fraction(2), 2) == [(0, 2), (0, 2)]
     img = pre.vision_image(np.full((100, 50, 3), 255, np.uint8), 32)
     assert img.shape == (3, 32, 32)
     torch.testing.assert_close(img[:, 0, 0], (1 - torch.tensor(pre.CLIP_MEAN)) / torch.tensor(pre.CLIP_STD))

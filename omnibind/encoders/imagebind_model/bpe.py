@@ -6,8 +6,11 @@ header, then one ``left right`` merge per line). The vocabulary is laid out the 
 ``<|startoftext|>`` and ``<|endoftext|>`` — so the official file gives 49408 ids and a small merges
 file gives a small vocabulary (tests build one).
 
-Differs from upstream only in text cleaning: upstream runs ``ftfy.fix_text`` (repairs mojibake);
-omnibind does not depend on ftfy, so already-broken text is tokenized as is.
+Text is cleaned as upstream cleans it (``textclean.fix_text`` stands in for ``ftfy.fix_text``, then HTML
+is unescaped twice, whitespace collapsed and the text lower-cased); the one repair left out is ftfy's
+mojibake re-decoding, so already-broken text (``cafÃ©``) is tokenized as is. As upstream, the literal
+strings ``<|startoftext|>`` and ``<|endoftext|>`` in a text are the special tokens, and the text tower
+reads the first end token (upstream pools at ``argmax`` of the ids, the end token having the highest id).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import regex
 
+from omnibind.encoders.imagebind_model.textclean import fix_text
 from omnibind.errors import CheckpointError
 
 SOT, EOT = "<|startoftext|>", "<|endoftext|>"
@@ -29,6 +33,7 @@ _SPLIT = regex.compile(
     r"""<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""",
     regex.IGNORECASE,
 )
+_SPACES = regex.compile(r"\s+")  # the ``regex`` module's \s (Unicode White_Space), as upstream
 
 
 @lru_cache(maxsize=1)
@@ -90,6 +95,8 @@ class BPETokenizer:
         """Greedy lowest-rank merging of one pre-token (its last symbol carries ``</w>``)."""
         if word in self._cache:
             return self._cache[word]
+        if word in (SOT, EOT):  # a special token written in the text is that token, as upstream
+            return [word]
         parts = [*word[:-1], word[-1] + "</w>"]
         while len(parts) > 1:
             pairs = set(itertools.pairwise(parts))
@@ -109,8 +116,9 @@ class BPETokenizer:
         return parts
 
     def encode(self, text: str) -> list[int]:
-        """Ids of ``text`` without start/end tokens (lower-cased, HTML entities and whitespace cleaned)."""
-        text = " ".join(html.unescape(html.unescape(text)).split()).lower()
+        """Ids of ``text`` without start/end tokens (cleaned as the module docstring says)."""
+        text = html.unescape(html.unescape(fix_text(text))).strip()
+        text = _SPACES.sub(" ", text).strip().lower()
         table = byte_symbols()
         out: list[int] = []
         for piece in _SPLIT.findall(text):
@@ -119,9 +127,10 @@ class BPETokenizer:
         return out
 
     def __call__(self, texts: list[str]) -> tuple[list[list[int]], list[int]]:
-        """Per text: ``[SOT] + ids + [EOT]`` cut to ``context_length``, and the EOT position."""
+        """Per text: ``[SOT] + ids + [EOT]`` cut to ``context_length``, and the position the text tower
+        pools at: the first end token (earlier than the last one only when the text spells it out)."""
         rows = []
         for t in texts:
             ids = [*[self.sot, *self.encode(t)][: self.context_length - 1], self.eot]
             rows.append(ids)
-        return rows, [len(r) - 1 for r in rows]
+        return rows, [r.index(self.eot) for r in rows]

@@ -1,9 +1,11 @@
-"""Input preprocessing for each ImageBind tower, reproducing the official ``data.py`` where one exists.
+"""Input preprocessing for each ImageBind tower, reproducing the official ``data.py`` where one exists
+(bit for bit for image, audio and decoded video: tests/unit/test_imagebind_equivalence.py).
 
 - vision (image): shorter side → ``size`` (bicubic, PIL), centre crop, CLIP mean/std.
-- vision (video): ``clips`` 2-second windows spread over the video, 2 frames each, shorter side →
-  ``size`` (bilinear), CLIP mean/std, 3 spatial crops (left/centre/right); embeddings are averaged.
-- audio: ``clips`` 2-second windows spread over the clip, each a Kaldi-compatible 128-bin log-mel
+- vision (video): ``clips`` 2-second windows placed as the official clip sampler places them
+  (``clip_windows``), 2 frames each, shorter side → ``size`` (bilinear), CLIP mean/std, 3 spatial crops
+  (left/centre/right); embeddings are averaged.
+- audio: ``clips`` 2-second windows placed the same way, each a Kaldi-compatible 128-bin log-mel
   filterbank (25 ms Hann window, 10 ms hop, pre-emphasis 0.97, per-frame DC removal) cut/padded to
   204 frames, normalised with AudioSet mean −4.268 / std 9.138. The filterbank is implemented here with
   torch because torchaudio is not installable beside our torch.
@@ -29,11 +31,16 @@ DEPTH_MEAN, DEPTH_STD = 0.0418, 0.0295
 
 
 # --- clip windows --------------------------------------------------------------------------------
-def clip_windows(duration: Fraction, clip_seconds: Fraction, clips: int) -> list[tuple[Fraction, Fraction]]:
-    """``clips`` windows of ``clip_seconds`` whose starts are evenly spread over the duration
-    (pytorchvideo's constant-clips-per-video sampling; short inputs give repeated [0, clip) windows)."""
-    last_start = max(duration - clip_seconds, Fraction(0))
-    step = last_start / max(clips - 1, 1)
+def clip_windows(duration: float | Fraction, clip_seconds: Fraction, clips: int) -> list[tuple[Fraction, Fraction]]:
+    """``clips`` windows of ``clip_seconds``, as pytorchvideo's ``ConstantClipsPerVideoSampler`` (which the
+    official loaders use) places them: the latest possible start ``duration - clip_seconds`` is cut into
+    ``clips`` equal steps and window ``i`` starts at step ``i``, so the last window ends ``1/clips`` of
+    that slack before the end. Short inputs give repeated ``[0, clip_seconds)`` windows.
+
+    The slack is computed in float and then made exact, as upstream does (``Fraction(duration - 2)``
+    with ``duration`` = samples / rate in float), so the sample indices agree to the sample."""
+    last_start = Fraction(max(float(duration) - float(clip_seconds), 0.0))
+    step = last_start / clips
     return [(step * i, step * i + clip_seconds) for i in range(clips)]
 
 
@@ -107,7 +114,7 @@ def vision_video(
     """(T, H, W, 3) sampled frames → (clips × crops, 3, 2, size, size): per window the first and last
     sampled frame inside it (the nearest frame when none falls inside)."""
     ts = np.asarray(timestamps, dtype=np.float64)
-    total = Fraction(max(float(duration), float(ts.max(initial=0.0)), 1e-6)).limit_denominator(10**6)
+    total = max(float(duration), float(ts.max(initial=0.0)), 1e-6)
     views = []
     for start, end in clip_windows(total, Fraction(clip_seconds).limit_denominator(1000), clips):
         inside = np.flatnonzero((ts >= float(start)) & (ts < float(end)))
@@ -183,22 +190,28 @@ def imu_window(samples: np.ndarray, sample_rate: float, rate: float = 400.0, len
 # --- audio -----------------------------------------------------------------------------------------
 @lru_cache(maxsize=8)
 def mel_banks(num_bins: int, n_fft: int, sample_rate: int, low: float = 20.0, high: float = 0.0) -> torch.Tensor:
-    """Kaldi's triangular mel filters (num_bins, n_fft // 2 + 1); ``high`` ≤ 0 counts down from Nyquist."""
+    """Kaldi's triangular mel filters (num_bins, n_fft // 2 + 1); ``high`` ≤ 0 counts down from Nyquist.
+
+    Computed in float32 in the order torchaudio's ``compliance.kaldi.get_mel_banks`` uses (band edges as
+    python floats, the per-bin offsets and the slopes as float32 tensors), which is what the official
+    loader gets: float64 filters differ from those by up to 1.4e-5 and moved log-mel values by up to
+    1.3e-4 on loud, narrow-band frames; these give the official values bit for bit."""
     nyquist = sample_rate / 2
     high = nyquist + high if high <= 0 else high
 
-    def mel(f: torch.Tensor | float) -> torch.Tensor:
-        return 1127.0 * torch.log1p(torch.as_tensor(f, dtype=torch.float64) / 700.0)
+    def mel(f: float) -> float:
+        return 1127.0 * math.log(1.0 + f / 700.0)
 
     lo_mel, hi_mel = mel(low), mel(high)
     delta = (hi_mel - lo_mel) / (num_bins + 1)
-    left = lo_mel + torch.arange(num_bins, dtype=torch.float64)[:, None] * delta
-    centre, right = left + delta, left + 2 * delta
-    freqs = mel(torch.arange(n_fft // 2, dtype=torch.float64) * (sample_rate / n_fft))[None, :]
-    up = (freqs - left) / (centre - left)
-    down = (right - freqs) / (right - centre)
+    index = torch.arange(num_bins).unsqueeze(1)
+    left, centre, right = lo_mel + index * delta, lo_mel + (index + 1.0) * delta, lo_mel + (index + 2.0) * delta
+    freqs = (sample_rate / n_fft) * torch.arange(n_fft // 2)
+    bins_mel = (1127.0 * (1.0 + freqs / 700.0).log()).unsqueeze(0)
+    up = (bins_mel - left) / (centre - left)
+    down = (right - bins_mel) / (right - centre)
     banks = torch.clamp(torch.minimum(up, down), min=0.0)
-    return torch.nn.functional.pad(banks, (0, 1)).to(torch.float32)  # the Nyquist bin gets no weight
+    return torch.nn.functional.pad(banks, (0, 1))  # the Nyquist bin gets no weight
 
 
 def kaldi_fbank(waveform: torch.Tensor, sample_rate: int = 16000, num_mel_bins: int = 128) -> torch.Tensor:
@@ -227,13 +240,20 @@ def audio_clips(
     num_mel_bins: int = 128,
     target_len: int = 204,
 ) -> torch.Tensor:
-    """Mono waveform → (clips, 1, num_mel_bins, target_len) normalised log-mel spectrograms."""
-    w = torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32))
-    duration = Fraction(w.numel(), sample_rate)
+    """Mono waveform → (clips, 1, num_mel_bins, target_len) normalised log-mel spectrograms.
+
+    Each clip's mean is subtracted in place from the shared waveform, so a later, overlapping clip sees
+    the earlier clips' subtractions on the samples they share. That is what upstream's loader does
+    (``waveform -= waveform.mean()`` on a slice view); done otherwise, the frames that straddle an earlier
+    clip's end and the float rounding of every overlapping sample differ from the official spectrogram
+    (by up to 2.4e-5 after normalisation on the fixture's audio)."""
+    w = torch.from_numpy(np.array(waveform, dtype=np.float32))  # a copy: the caller's array is not touched
+    duration = w.numel() / sample_rate  # a float, as upstream computes it
     out = []
     for start, end in clip_windows(duration, Fraction(clip_seconds).limit_denominator(1000), clips):
         piece = w[int(start * sample_rate) : int(end * sample_rate)]
-        spec = kaldi_fbank(piece - piece.mean(), sample_rate, num_mel_bins).T  # (bins, frames)
+        piece -= piece.mean()  # in place, on the view (see the docstring)
+        spec = kaldi_fbank(piece, sample_rate, num_mel_bins).T  # (bins, frames)
         if spec.shape[1] < target_len:
             spec = torch.nn.functional.pad(spec, (0, target_len - spec.shape[1]))
         out.append(spec[:, :target_len])
