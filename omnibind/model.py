@@ -453,8 +453,9 @@ class OmnibindModel(nn.Module):
         """Position just past the candidate's own tokens (before the end marker and tail)."""
         trailing = [s for s in segs[segs.index(next(s for s in reversed(segs) if s.train)) + 1 :]]
         end = self.template.assistant_end
-        n_after = sum(len(self.llm.tokenize(s.text)) for s in trailing if s.media is None)
-        return assembled.embeds.shape[0] - n_after - (len(self.llm.tokenize(end)) if end else 0)
+        n_after = sum(len(self.llm.tokenize_in_context(s.text, at_start=False)) for s in trailing if s.media is None)
+        n_end = len(self.llm.tokenize_in_context(end, at_start=False)) if end else 0
+        return assembled.embeds.shape[0] - n_after - n_end
 
     # --- embeddings ----------------------------------------------------------------------
     @torch.inference_mode()
