@@ -11,6 +11,7 @@ from omnibind.llm.assemble import IGNORE_INDEX, Slot, assemble, check_template, 
 from omnibind.llm.backends.transformers import TransformersBackend
 from omnibind.llm.chat_templates import TEMPLATES
 from omnibind.messages import MediaPart, Message
+from tests.llama_tokenizer import llama_style_tokenizer
 
 # The markers each template's own tokenizer treats as single special tokens.
 SPECIAL = {
@@ -104,25 +105,6 @@ def test_registry_refuses_duplicates():
 
     with pytest.raises(RegistryError):
         TEMPLATES.add("chatml", TEMPLATES.get("chatml"))
-
-
-def llama_style_tokenizer():
-    """A tiny tokenizer built like Llama-2's / LLaVA-1.5's under transformers 5 (BPE with byte
-    fallback behind a ``Metaspace`` that prepends "▁" to the first piece only), with ``<image>``."""
-    import string
-
-    from transformers import LlamaTokenizer
-
-    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
-    vocab.update({f"<0x{i:02X}>": 3 + i for i in range(256)})
-    for c in ["▁", *string.ascii_letters, *string.digits, *string.punctuation]:
-        vocab.setdefault(c, len(vocab))
-    merges = [("▁", "A"), ("▁", "U"), ("S", "E"), ("▁", "W"), ("h", "a")]
-    for a, b in merges:
-        vocab.setdefault(a + b, len(vocab))
-    tok = LlamaTokenizer(vocab=vocab, merges=merges, add_bos_token=True)
-    tok.add_special_tokens({"additional_special_tokens": ["<image>"]})
-    return tok
 
 
 @pytest.mark.parametrize("name", ["vicuna_v1", "llava_v1", "llama2"])
