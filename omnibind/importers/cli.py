@@ -6,8 +6,9 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Import a released checkpoint (LLaVA, PandaGPT, X-InstructBLIP) as an omnibind model.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Import a released checkpoint (LLaVA, PandaGPT, X-InstructBLIP) as an omnibind model.", no_args_is_help=True
+)
 
 
 def _fail(e: Exception) -> None:

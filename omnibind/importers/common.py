@@ -96,7 +96,7 @@ def split_renamed(
     for shard in shards:
         out: dict[str, dict[str, torch.Tensor]] = {p: {} for p in dests}
         with safe_open(str(shard), framework="pt") as fh:
-            for name in fh.keys():  # noqa: SIM118 (safe_open is not a mapping)
+            for name in fh.keys():
                 routed = route(name)
                 if routed is None:
                     continue

@@ -84,7 +84,9 @@ def _hf_config(folder: Path) -> Any:
     try:
         cfg = AutoConfig.from_pretrained(str(folder), local_files_only=True)
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{folder}/config.json: cannot read as a LLaVA config ({type(e).__name__}: {e})") from None
+        raise CheckpointError(
+            f"{folder}/config.json: cannot read as a LLaVA config ({type(e).__name__}: {e})"
+        ) from None
     if cfg.model_type != "llava":
         raise ConfigError(f"{folder}: model_type is {cfg.model_type!r}, not 'llava' (LlavaForConditionalGeneration)")
     if cfg.vision_config.model_type not in VISION_TYPES:
@@ -180,7 +182,9 @@ def import_llava(
 
     lm_class = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(cfg.text_config.model_type)
     if lm_class is None:
-        raise ConfigError(f"{src}: language model {cfg.text_config.model_type!r} has no causal-LM class in transformers")
+        raise ConfigError(
+            f"{src}: language model {cfg.text_config.model_type!r} has no causal-LM class in transformers"
+        )
     with atomic_dir(dest) as tmp:
         vision, llm = tmp / "vision", tmp / "llm"
         vision.mkdir()
@@ -280,7 +284,10 @@ def imported_copy(path: str | Path, cache: Path) -> Path:
     ]
     dest = cache / "imports" / f"llava-{digest(stamp, 16)}"
     if not (dest / "manifest.json").is_file():
-        print(f"omnibind: importing LLaVA folder {src} into {dest} (once; `omnibind import llava` picks the place)",
-              file=sys.stderr, flush=True)
+        print(
+            f"omnibind: importing LLaVA folder {src} into {dest} (once; `omnibind import llava` picks the place)",
+            file=sys.stderr,
+            flush=True,
+        )
         import_llava(src, dest)
     return dest

@@ -49,9 +49,13 @@ class TokenMLPProjector(Projector):
         self.linear_2 = nn.Linear(hidden, llm_dim, bias=bias)
         small_init_(self)
 
-    def forward(self, vector: torch.Tensor, tokens: torch.Tensor | None = None, *args: Any, **kwargs: Any) -> torch.Tensor:
+    def forward(
+        self, vector: torch.Tensor, tokens: torch.Tensor | None = None, *args: Any, **kwargs: Any
+    ) -> torch.Tensor:
         if tokens is None:
-            raise ConfigError("token_mlp needs the encoder's tokens (this input has none: a mix or cached pooled features)")
+            raise ConfigError(
+                "token_mlp needs the encoder's tokens (this input has none: a mix or cached pooled features)"
+            )
         if tokens.shape[1] != self.num_tokens:
             raise ConfigError(
                 f"token_mlp: the encoder gave {tokens.shape[1]} tokens, the projector is configured for "
