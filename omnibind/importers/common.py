@@ -1,9 +1,8 @@
-"""What every importer shares: reading a peer's weight files without unpickling code, copying
-renamed tensors shard by shard, and writing the omnibind checkpoint beside the converted parts.
+"""What every importer shares: copying renamed tensors shard by shard, the bind heads' tensors
+and the encoder fingerprints of a checkpoint written before its folder is in place.
 
-A peer's files are read with ``safetensors`` or ``torch.load(weights_only=True)`` (tensors and
-plain containers only: a pickle that asks for anything else is refused by torch), never with a
-full unpickle.
+A peer's single weight files are read by ``omnibind.tensor_files.read_state_dict`` (safetensors or
+``torch.load(weights_only=True)``), never with a full unpickle.
 """
 
 from __future__ import annotations
@@ -18,36 +17,6 @@ import torch
 from omnibind.errors import CheckpointError, ConfigError
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
-TORCH_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
-
-
-def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
-    """Every tensor of one weight file (``.safetensors``, or a torch pickle read with
-    ``weights_only=True``); a checkpoint dict nesting them under ``state_dict`` / ``model`` /
-    ``module`` is unwrapped. Failures are ``CheckpointError`` naming the file."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise CheckpointError(f"{p}: no such weight file")
-    if p.suffix == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(p))
-        except (SafetensorError, OSError) as e:
-            raise CheckpointError(f"{p}: unreadable safetensors file: {e}") from None
-    if p.suffix not in TORCH_SUFFIXES:
-        raise CheckpointError(f"{p}: expected a .safetensors or torch ({', '.join(TORCH_SUFFIXES)}) weight file")
-    try:
-        obj = torch.load(str(p), map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
-        raise CheckpointError(f"{p}: cannot read with torch.load(weights_only=True): {type(e).__name__}: {e}") from None
-    for key in ("state_dict", "model", "module"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict) and not isinstance(obj.get(key), torch.Tensor):
-            obj = obj[key]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(f"{p}: expected a mapping of tensor names to tensors")
-    return {str(k): v for k, v in obj.items()}
 
 
 def safetensors_shards(folder: Path) -> list[Path]:
