@@ -32,3 +32,24 @@ def llava_command(
     except OmnibindError as e:
         _fail(e)
     typer.echo(f"imported {path} into {dest}: omnibind chat --model {dest}")
+
+
+@app.command("pandagpt")
+def pandagpt_command(
+    delta: Path = typer.Argument(..., help="PandaGPT's delta checkpoint (pytorch_model.pt or .safetensors)."),
+    vicuna: Path = typer.Argument(..., help="The Vicuna v0 folder the delta was trained on (HF layout)."),
+    imagebind: Path = typer.Argument(..., help="ImageBind-Huge checkpoint (imagebind_huge.pth or .safetensors)."),
+    out: Path = typer.Argument(..., help="Output folder: an omnibind checkpoint (refers to VICUNA and IMAGEBIND)."),
+    lora_alpha: int = typer.Option(32, "--lora-alpha", help="LoRA alpha (not stored in the delta; PandaGPT's is 32)."),
+    dtype: str = typer.Option("float32", "--dtype", help="float32 | float16 | bfloat16 for Vicuna."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty output folder."),
+) -> None:
+    """llama_proj + the LoRA on Vicuna as an omnibind model over ImageBind; then omnibind.load(OUT)."""
+    from omnibind.errors import OmnibindError
+    from omnibind.importers.pandagpt import import_pandagpt
+
+    try:
+        dest = import_pandagpt(delta, vicuna, imagebind, out, lora_alpha=lora_alpha, dtype=dtype, overwrite=overwrite)
+    except OmnibindError as e:
+        _fail(e)
+    typer.echo(f"imported {delta} into {dest}: omnibind chat --model {dest}")

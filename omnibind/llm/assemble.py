@@ -57,13 +57,16 @@ def render_segments(
     add_generation_prompt: bool,
     system_prompt: str | None = None,
     inline_media: bool = True,
+    cue_separator: str = " ",
+    slot_end: str = "\n",
 ) -> list[Segment]:
     """Lay out a conversation as segments.
 
     ``slots_per_part`` gives, for each non-text part of the conversation in order, the slots it
-    occupies. Each slot is ``"<cue> " + soft tokens + "\n"`` (just ``soft tokens + "\n"`` for an empty
-    cue, LLaVA's ``"<image>\n"``), then its note and ``"\n"`` when it has
-    one — the same text a dataset's expert fields give (``Sample.to_messages(experts=True)``). With
+    occupies. Each slot is ``cue + cue_separator + soft tokens + slot_end`` (default ``"<cue> "`` …
+    ``"\n"``; just soft tokens + ``slot_end`` for an empty cue, LLaVA's ``"<image>\n"``), then its
+    note and ``"\n"`` when it has one — the same text a dataset's expert fields give
+    (``Sample.to_messages(experts=True)``). With
     ``inline_media=False`` (gated injection) media take no positions in the sequence and no cue
     (gated checkpoints were trained without one, and a text-only prompt stays identical at zero
     gates), but the note is still written: the feature enters through the layers' gates, the
@@ -100,9 +103,9 @@ def render_segments(
                 for slot in next(media_parts):
                     if inline_media:
                         if slot.cue:  # an empty cue writes nothing (LLaVA: "USER: " + image + "\n")
-                            text(slot.cue + " ")
+                            text(slot.cue + cue_separator)
                         segs.append(Segment(media=slot_index))
-                        text("\n")
+                        text(slot_end)
                     if slot.note:
                         text(slot.note + "\n")
                     slot_index += 1

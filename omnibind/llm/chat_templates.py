@@ -146,6 +146,24 @@ _add(
         stop=("</s>", "USER:"),
     )
 )
+# PandaGPT (yxuansu/PandaGPT code/model/openllama.py): "### Human: <Img>" + feature + "</Img> " +
+# question + "\n### Assistant:", replies end with "\n###" (its stop token 2277), and a later turn
+# goes on " Human: ..."; so "###" opens the sequence and each reply's end marker opens the next turn.
+# Media cues are "<Img>" with no separator and "</Img> " after the soft token (see the importer).
+_add(
+    ChatTemplate(
+        name="pandagpt",
+        begin="<s>###",
+        system_start="",
+        system_end="",
+        user_start=" Human: ",
+        user_end="\n",
+        assistant_start="### Assistant:",
+        assistant_content_prefix=" ",
+        assistant_end="\n###",
+        stop=("###",),
+    )
+)
 _add(
     ChatTemplate(
         name="llama2",

@@ -20,6 +20,7 @@ SPECIAL = {
     "plain": [],
     "vicuna_v1": ["<s>", "</s>"],
     "llava_v1": ["<s>", "</s>"],
+    "pandagpt": ["<s>", "</s>"],
     "llama2": ["<s>", "</s>"],
     "llama3": ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
     "gemma": ["<bos>", "<start_of_turn>", "<end_of_turn>"],
@@ -107,7 +108,7 @@ def test_registry_refuses_duplicates():
         TEMPLATES.add("chatml", TEMPLATES.get("chatml"))
 
 
-@pytest.mark.parametrize("name", ["vicuna_v1", "llava_v1", "llama2"])
+@pytest.mark.parametrize("name", ["vicuna_v1", "llava_v1", "pandagpt", "llama2"])
 def test_llama_tokenizer_segments_equal_the_whole_prompt(name: str):
     """Under a first-piece-only Metaspace, a segment after an image must not gain a "▁" and the
     template's leading "<s>" must be the BOS the tokenizer adds itself: the ids equal those of
