@@ -436,6 +436,8 @@ def load(
     ``None``: the embedded default (trained weights shipped in the package when present).
     A preset name (see ``presets()``): that architecture, freshly initialised.
     A checkpoint folder (with ``config.json``): its config and trained weights.
+    A Hugging Face LLaVA folder (``model_type`` llava): imported once into omnibind's cache
+    (``omnibind.importers.llava``; ``omnibind import llava`` chooses the place) and loaded.
     A ``.yaml``/``.json`` config file: that architecture, freshly initialised.
     ``backend`` overrides ``config.llm.backend`` (e.g. ``"llamacpp"``; a checkpoint's LoRA then runs
     as a llama.cpp adapter). Without it, models on the embedded LLM run on llama.cpp when
@@ -454,6 +456,10 @@ def load(
         origin = "embedded default"
     else:
         p = Path(name_or_path).expanduser()
+        from omnibind.importers.llava import imported_copy, is_llava_folder
+
+        if p.is_dir() and is_llava_folder(p):  # a llava-hf folder: imported once into the cache
+            p = imported_copy(p, cache_root())
         if p.is_dir():
             if not (p / CONFIG_FILE).is_file():
                 raise ConfigError(f"{p}: not an omnibind checkpoint (no {CONFIG_FILE})")

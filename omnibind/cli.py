@@ -77,6 +77,7 @@ MOUNTS: tuple[tuple[str | None, str, str, str], ...] = (
     ("omnibind.index.cli", "app", "group", "index"),
     ("omnibind.index.cli", "search_command", "command", "search"),
     ("omnibind.export", "app", "group", "export"),
+    ("omnibind.importers.cli", "app", "group", "import"),
     ("omnibind.bench.serve", "bench_serve_command", "bench", "serve"),
     ("omnibind.bench.backends", "bench_backends_command", "bench", "backends"),
     ("omnibind.bench.train", "bench_train_command", "bench", "train"),

@@ -136,9 +136,14 @@ class InjectionConfig:
 
     ``prefix``: soft tokens at the modality's placeholder after a text cue (X-InstructBLIP).
     ``gated``: zero-initialised gated addition to every token in every layer (ImageBind-LLM).
+    Under ``prefix`` a slot is ``cue + cue_separator + soft tokens + slot_end`` (an empty cue writes
+    no separator): ``"Image: " … "\n"`` by default, LLaVA's ``… "\n"`` with an empty cue, PandaGPT's
+    ``"<Img>" … "</Img> "``.
     """
 
     kind: str = "prefix"
+    cue_separator: str = " "
+    slot_end: str = "\n"
     cues: dict[str, str] = field(
         default_factory=lambda: {
             "image": "Image:",

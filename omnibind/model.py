@@ -147,6 +147,12 @@ class OmnibindModel(nn.Module):
         for enc in self.encoders.built().values():  # frozen encoders stay in eval mode (batch-norm statistics)
             if not enc.trainable:
                 enc.eval()
+        # The backend's HF model is no submodule of ours, so the mode must be passed on by hand:
+        # peft creates LoRA layers in training mode, and without this their dropout stayed on at
+        # inference (found by the PandaGPT import test's hand-merged comparison).
+        llm_model = getattr(self.llm, "model", None)
+        if isinstance(llm_model, nn.Module):
+            llm_model.train(mode)
         return self
 
     # --- preparing inputs ----------------------------------------------------------------
@@ -327,6 +333,8 @@ class OmnibindModel(nn.Module):
             add_generation_prompt=add_generation_prompt,
             system_prompt=self.config.llm.system_prompt,
             inline_media=self.injection_kind == "prefix",
+            cue_separator=self.config.injection.cue_separator,
+            slot_end=self.config.injection.slot_end,
         )
         assembled = assemble(segs, soft, self.llm)
         injection = None
@@ -453,8 +461,9 @@ class OmnibindModel(nn.Module):
         """Position just past the candidate's own tokens (before the end marker and tail)."""
         trailing = [s for s in segs[segs.index(next(s for s in reversed(segs) if s.train)) + 1 :]]
         end = self.template.assistant_end
-        n_after = sum(len(self.llm.tokenize(s.text)) for s in trailing if s.media is None)
-        return assembled.embeds.shape[0] - n_after - (len(self.llm.tokenize(end)) if end else 0)
+        n_after = sum(len(self.llm.tokenize_in_context(s.text, at_start=False)) for s in trailing if s.media is None)
+        n_end = len(self.llm.tokenize_in_context(end, at_start=False)) if end else 0
+        return assembled.embeds.shape[0] - n_after - n_end
 
     # --- embeddings ----------------------------------------------------------------------
     @torch.inference_mode()

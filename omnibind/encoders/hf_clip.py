@@ -9,6 +9,14 @@ downloaded: every load is ``local_files_only`` with ``HF_HUB_OFFLINE=1``.
 so the omnibind bind head for these encoders can be ``identity`` (``bind.dim`` = the projection width).
 ``tokens`` are the tower's last hidden states (text: with the tokenizer's attention mask).
 Both modalities of one folder share a single loaded model.
+
+A vision-only folder (``CLIPVisionModel`` / ``SiglipVisionModel``: ``model_type`` ``clip_vision_model``
+or ``siglip_vision_model``, what ``omnibind import llava`` writes) serves ``image``; it has no
+projection, so ``pooled`` is its pooled output L2-normalised. LLaVA reads other tokens than the
+last layer's: ``feature_layer`` picks hidden states by index (``-2``: the penultimate layer's
+output, LLaVA-1.5's ``vision_feature_layer``; a list concatenates several along the width;
+None: the last hidden states) and ``feature_select`` ``default`` drops the first (CLS) token,
+``full`` keeps it (LLaVA's ``vision_feature_select_strategy``).
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ from omnibind.modalities.base import ImageData
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 _KINDS = {"clip": "clip", "siglip": "siglip"}  # model_type in config.json → family
+_VISION_ONLY = {"clip_vision_model": "clip", "siglip_vision_model": "siglip"}  # image tower folders
+FEATURE_SELECT = ("full", "default")
 _MODELS: weakref.WeakValueDictionary[str, nn.Module] = weakref.WeakValueDictionary()
 
 
@@ -89,6 +99,16 @@ def folder_fingerprint(kind: str, params: dict[str, Any], folder: Path) -> str:
     return f"{kind}-" + hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _feature_layers(layer: int | list[int] | None) -> list[int] | None:
+    """``feature_layer`` as a list of hidden-state indices (None: the last hidden states)."""
+    if layer is None:
+        return None
+    layers = [layer] if isinstance(layer, int) and not isinstance(layer, bool) else layer
+    if not isinstance(layers, list) or not layers or any(not isinstance(i, int) or isinstance(i, bool) for i in layers):
+        raise ConfigError(f"hf_clip feature_layer must be an integer, a non-empty list of them or null, got {layer!r}")
+    return list(layers)
+
+
 # --- the encoder -----------------------------------------------------------------------------------
 @ENCODERS.register("hf_clip")
 class HFClipEncoder(Encoder):
@@ -96,28 +116,55 @@ class HFClipEncoder(Encoder):
 
     trainable = False
 
-    def __init__(self, path: str | None = None, modality: str = "image", kind: str = "auto", dtype: str = "float32"):
-        super().__init__(path=path, modality=modality, kind=kind, dtype=dtype)
+    def __init__(
+        self,
+        path: str | None = None,
+        modality: str = "image",
+        kind: str = "auto",
+        dtype: str = "float32",
+        feature_layer: int | list[int] | None = None,
+        feature_select: str = "full",
+    ):
+        # the LLaVA params join the fingerprinted params only when set, so existing fingerprints stay
+        extra = {"feature_layer": feature_layer} if feature_layer is not None else {}
+        if feature_select != "full":
+            extra["feature_select"] = feature_select
+        super().__init__(path=path, modality=modality, kind=kind, dtype=dtype, **extra)
         if modality not in ("image", "text"):
             raise ConfigError(f"hf_clip modality {modality!r}: expected image or text")
         self.folder = local_model_dir(path, "hf_clip")
         found = model_type(self.folder)
-        if found not in _KINDS:
-            raise ConfigError(f"hf_clip: {self.folder} holds a {found!r} model; supported: clip, siglip")
-        if kind not in ("auto", found):
+        vision_only = found in _VISION_ONLY
+        if found not in _KINDS and not vision_only:
+            raise ConfigError(
+                f"hf_clip: {self.folder} holds a {found!r} model; supported: clip, siglip, "
+                "clip_vision_model, siglip_vision_model"
+            )
+        family = _VISION_ONLY[found] if vision_only else _KINDS[found]
+        if kind not in ("auto", found, family):
             raise ConfigError(f"hf_clip kind {kind!r} does not match the folder's model_type {found!r}")
-        self.kind = _KINDS[found]
+        if vision_only and modality != "image":
+            raise ConfigError(f"hf_clip: {self.folder} holds only an image tower ({found}); modality must be image")
+        self.feature_layers = _feature_layers(feature_layer)
+        if feature_select not in FEATURE_SELECT:
+            raise ConfigError(f"hf_clip feature_select {feature_select!r}: expected one of {list(FEATURE_SELECT)}")
+        if modality == "text" and (self.feature_layers is not None or feature_select != "full"):
+            raise ConfigError("hf_clip: feature_layer / feature_select apply to the image tower only")
+        self.feature_select = feature_select
+        self.kind = family
         model = shared_model(self.folder, dtype, "hf_clip model")
         self.__dict__["_shared_model"] = model  # keeps the cache entry alive; only the tower is registered
         self.modalities = (modality,)
         cfg = model.config
         if modality == "image":
-            self.tower = nn.ModuleDict({"model": model.vision_model})
-            if self.kind == "clip":
+            vcfg = cfg if vision_only else cfg.vision_config
+            # transformers 5 makes CLIPVisionModel the tower itself (CLIPModel.vision_model is one)
+            self.tower = nn.ModuleDict({"model": getattr(model, "vision_model", model)})
+            if self.kind == "clip" and not vision_only:
                 self.tower["projection"] = model.visual_projection
-            self.output_dim = cfg.projection_dim if self.kind == "clip" else cfg.vision_config.hidden_size
-            self.token_dim = cfg.vision_config.hidden_size
-            self.processor = self._image_processor(cfg)
+            self.output_dim = cfg.projection_dim if "projection" in self.tower else vcfg.hidden_size
+            self.token_dim = vcfg.hidden_size * (len(self.feature_layers) if self.feature_layers else 1)
+            self.processor = self._image_processor(vcfg)
         else:
             self.tower = nn.ModuleDict({"model": model.text_model})
             if self.kind == "clip":
@@ -136,7 +183,7 @@ class HFClipEncoder(Encoder):
 
         if (self.folder / "preprocessor_config.json").is_file():
             return load_local(self.folder, AutoImageProcessor.from_pretrained, "hf_clip image processor")
-        size = int(cfg.vision_config.image_size)
+        size = int(cfg.image_size)
         if self.kind == "clip":
             return CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
         return SiglipImageProcessorPil(size={"height": size, "width": size})
@@ -167,9 +214,23 @@ class HFClipEncoder(Encoder):
                 got = f"{px.shape} {px.dtype}" if px is not None else type(item).__name__
                 raise InputError(f"<item {i}>", f"hf_clip image encoder takes (H, W, 3) uint8 ImageData, got {got}")
             pixels.append(px)
-        batch = self.processor(images=pixels, return_tensors="pt")["pixel_values"]
-        out = self.tower["model"](pixel_values=batch.to(self.device, self._param_dtype()))
-        return EncoderOutput(pooled=self._project(out.pooler_output), tokens=out.last_hidden_state.float())
+        batch = self.pixel_values(pixels)
+        layers = self.feature_layers
+        out = self.tower["model"](
+            pixel_values=batch.to(self.device, self._param_dtype()), output_hidden_states=layers is not None
+        )
+        if layers is None:
+            tokens = out.last_hidden_state
+        else:  # LLaVA's get_image_features: hidden_states[i] for each layer, concatenated along the width
+            tokens = torch.cat([out.hidden_states[i] for i in layers], dim=-1)
+        if self.feature_select == "default":
+            tokens = tokens[:, 1:]
+        return EncoderOutput(pooled=self._project(out.pooler_output), tokens=tokens.float())
+
+    def pixel_values(self, items: list[np.ndarray]) -> torch.Tensor:
+        """The preprocessed batch the tower reads (the folder's image processor: resize, crop,
+        normalise); the LLaVA equivalence test compares it with the processor's own output."""
+        return self.processor(images=items, return_tensors="pt")["pixel_values"]
 
     def _encode_text(self, items: list[Any]) -> EncoderOutput:
         for i, t in enumerate(items):

@@ -30,6 +30,7 @@ from omnibind.encoders.imagebind_model import preprocess as pre
 from omnibind.encoders.imagebind_model.net import MODALITIES, ImageBindConfig, ImageBindNet
 from omnibind.errors import CheckpointError, ConfigError, InputError
 from omnibind.modalities.base import AudioData, DepthData, ImageData, IMUData, ThermalData, VideoData
+from omnibind.tensor_files import read_state_dict as read_tensor_file
 
 # Omnibind modality names each tower accepts.
 _ACCEPTS = {
@@ -47,47 +48,8 @@ _NETS: weakref.WeakValueDictionary[str, ImageBindNet] = weakref.WeakValueDiction
 
 # --- checkpoints -----------------------------------------------------------------------------------
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a checkpoint file: ``.safetensors``, or a torch file read with ``weights_only=True``
-    (plain tensors only; a ``{"model": ...}``/``{"state_dict": ...}`` wrapper and ``module.`` prefixes
-    are accepted)."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise CheckpointError(f"ImageBind checkpoint {p}: file not found")
-    if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        try:
-            state: Any = load_file(str(p))
-        except Exception as e:  # safetensors raises its own error types for corrupt headers
-            raise CheckpointError(f"ImageBind checkpoint {p}: not a readable safetensors file ({e})") from None
-    else:
-        state = _torch_load(p)
-    for wrapper in ("model", "state_dict", "module"):
-        if isinstance(state, dict) and len(state) == 1 and isinstance(state.get(wrapper), dict):
-            state = state[wrapper]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"ImageBind checkpoint {p}: expected a mapping of parameter names to tensors")
-    return {k.removeprefix("module."): v for k, v in state.items()}
-
-
-def _torch_load(p: Path) -> Any:
-    import pickle
-
-    try:
-        return torch.load(p, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError as e:
-        if "mmap" not in str(e):  # legacy (non-zip) files cannot be memory-mapped: read them normally
-            raise CheckpointError(f"ImageBind checkpoint {p}: unreadable ({e})") from None
-    except pickle.UnpicklingError as e:
-        raise CheckpointError(
-            f"ImageBind checkpoint {p}: holds objects other than tensors, which are not unpickled for safety ({e})"
-        ) from None
-    except Exception as e:
-        raise CheckpointError(f"ImageBind checkpoint {p}: unreadable ({e})") from None
-    try:
-        return torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"ImageBind checkpoint {p}: unreadable ({e})") from None
+    """Tensors of an ImageBind checkpoint file (``omnibind.tensor_files.read_state_dict``)."""
+    return read_tensor_file(path, what="ImageBind checkpoint")
 
 
 def check_keys(state: dict[str, torch.Tensor], net: torch.nn.Module, source: str, limit: int = 20) -> None:

@@ -57,12 +57,16 @@ def render_segments(
     add_generation_prompt: bool,
     system_prompt: str | None = None,
     inline_media: bool = True,
+    cue_separator: str = " ",
+    slot_end: str = "\n",
 ) -> list[Segment]:
     """Lay out a conversation as segments.
 
     ``slots_per_part`` gives, for each non-text part of the conversation in order, the slots it
-    occupies. Each slot is ``"<cue> " + soft tokens + "\n"``, then its note and ``"\n"`` when it has
-    one — the same text a dataset's expert fields give (``Sample.to_messages(experts=True)``). With
+    occupies. Each slot is ``cue + cue_separator + soft tokens + slot_end`` (default ``"<cue> "`` …
+    ``"\n"``; just soft tokens + ``slot_end`` for an empty cue, LLaVA's ``"<image>\n"``), then its
+    note and ``"\n"`` when it has one — the same text a dataset's expert fields give
+    (``Sample.to_messages(experts=True)``). With
     ``inline_media=False`` (gated injection) media take no positions in the sequence and no cue
     (gated checkpoints were trained without one, and a text-only prompt stays identical at zero
     gates), but the note is still written: the feature enters through the layers' gates, the
@@ -98,9 +102,10 @@ def render_segments(
                     continue
                 for slot in next(media_parts):
                     if inline_media:
-                        text(slot.cue + " ")
+                        if slot.cue:  # an empty cue writes nothing (LLaVA: "USER: " + image + "\n")
+                            text(slot.cue + cue_separator)
                         segs.append(Segment(media=slot_index))
-                        text("\n")
+                        text(slot_end)
                     if slot.note:
                         text(slot.note + "\n")
                     slot_index += 1
@@ -135,13 +140,13 @@ def assemble(
     labels: list[torch.Tensor] = []
     n_text = 0
     device = None
-    for seg in segments:
+    for k, seg in enumerate(segments):
         if seg.media is not None:
             soft = soft_tokens[seg.media]
             pieces.append(soft)
             labels.append(torch.full((soft.shape[0],), IGNORE_INDEX, dtype=torch.long))
             continue
-        ids = backend.tokenize(seg.text)
+        ids = backend.tokenize_in_context(seg.text, at_start=k == 0)
         if not ids:
             continue
         n_text += len(ids)
@@ -172,8 +177,8 @@ def check_template(template: ChatTemplate, backend: LLMBackend) -> None:
     ]
     segs = render_segments(conv, template, [], add_generation_prompt=False)
     whole = "".join(s.text for s in segs)
-    seg_ids = [i for s in segs for i in backend.tokenize(s.text)]
-    whole_ids = backend.tokenize(whole)
+    seg_ids = [i for k, s in enumerate(segs) for i in backend.tokenize_in_context(s.text, at_start=k == 0)]
+    whole_ids = backend.tokenize_in_context(whole, at_start=True)
     if seg_ids != whole_ids:
         raise TemplateMismatchError(
             f"template {template.name!r}: segment-wise tokenisation differs from whole-string tokenisation "
@@ -187,6 +192,6 @@ def check_template(template: ChatTemplate, backend: LLMBackend) -> None:
         raise TemplateMismatchError(f"template {template.name!r}: trained spans {trained!r} != {expected!r}")
     assembled = assemble(segs, [], backend)
     labelled = [int(t) for t in assembled.labels if t != IGNORE_INDEX]
-    want = [i for e in expected for i in backend.tokenize(e)]
+    want = [i for e in expected for i in backend.tokenize_in_context(e, at_start=False)]
     if labelled != want:
         raise TemplateMismatchError(f"template {template.name!r}: labels do not cover exactly the replies")

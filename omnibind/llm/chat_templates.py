@@ -115,6 +115,45 @@ _add(
         stop=("</s>", "USER:"),
     )
 )
+# LLaVA-1.5 (haotian-liu/LLaVA conv_vicuna_v1, the format it was trained and evaluated in): Vicuna
+# v1.1's separators with LLaVA's own system prompt ("human", not "user"); the image goes first in
+# the user turn as soft tokens + "\n" (an empty image cue), like llava-hf's "USER: <image>\n...".
+_add(
+    ChatTemplate(
+        name="llava_v1",
+        begin="<s>",
+        system_start="",
+        system_end=" ",
+        user_start="USER: ",
+        user_end=" ",
+        assistant_start="ASSISTANT:",
+        assistant_content_prefix=" ",
+        assistant_end="</s>",
+        default_system=(
+            "A chat between a curious human and an artificial intelligence assistant. "
+            "The assistant gives helpful, detailed, and polite answers to the human's questions."
+        ),
+        stop=("</s>", "USER:"),
+    )
+)
+# PandaGPT (yxuansu/PandaGPT code/model/openllama.py): "### Human: <Img>" + feature + "</Img> " +
+# question + "\n### Assistant:", replies end with "\n###" (its stop token 2277), and a later turn
+# goes on " Human: ..."; so "###" opens the sequence and each reply's end marker opens the next turn.
+# Media cues are "<Img>" with no separator and "</Img> " after the soft token (see the importer).
+_add(
+    ChatTemplate(
+        name="pandagpt",
+        begin="<s>###",
+        system_start="",
+        system_end="",
+        user_start=" Human: ",
+        user_end="\n",
+        assistant_start="### Assistant:",
+        assistant_content_prefix=" ",
+        assistant_end="\n###",
+        stop=("###",),
+    )
+)
 _add(
     ChatTemplate(
         name="llama2",

@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 
 from omnibind.errors import TemplateMismatchError
-from omnibind.llm.assemble import IGNORE_INDEX, assemble, check_template, render_segments
+from omnibind.llm.assemble import IGNORE_INDEX, Slot, assemble, check_template, render_segments
+from omnibind.llm.backends.transformers import TransformersBackend
 from omnibind.llm.chat_templates import TEMPLATES
-from omnibind.messages import Message
+from omnibind.messages import MediaPart, Message
+from tests.llama_tokenizer import llama_style_tokenizer
 
 # The markers each template's own tokenizer treats as single special tokens.
 SPECIAL = {
@@ -17,6 +19,8 @@ SPECIAL = {
     "smollm2": [],
     "plain": [],
     "vicuna_v1": ["<s>", "</s>"],
+    "llava_v1": ["<s>", "</s>"],
+    "pandagpt": ["<s>", "</s>"],
     "llama2": ["<s>", "</s>"],
     "llama3": ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"],
     "gemma": ["<bos>", "<start_of_turn>", "<end_of_turn>"],
@@ -29,10 +33,13 @@ class TokenizerOnly:
     name = "tokenizer-only"
 
     def __init__(self, tok):
-        self.tok = tok
+        self.tok = self.tokenizer = tok
 
     def tokenize(self, text: str) -> list[int]:
         return list(self.tok(text, add_special_tokens=False)["input_ids"])
+
+    # the transformers backend's own segment tokenisation (it reads only ``self.tokenizer``)
+    tokenize_in_context = TransformersBackend.tokenize_in_context
 
     def detokenize(self, ids: list[int]) -> str:
         return self.tok.decode(ids)
@@ -99,3 +106,27 @@ def test_registry_refuses_duplicates():
 
     with pytest.raises(RegistryError):
         TEMPLATES.add("chatml", TEMPLATES.get("chatml"))
+
+
+@pytest.mark.parametrize("name", ["vicuna_v1", "llava_v1", "pandagpt", "llama2"])
+def test_llama_tokenizer_segments_equal_the_whole_prompt(name: str):
+    """Under a first-piece-only Metaspace, a segment after an image must not gain a "▁" and the
+    template's leading "<s>" must be the BOS the tokenizer adds itself: the ids equal those of
+    the whole prompt with ``<image>`` where the soft tokens go, tokenised with add_special_tokens
+    (what llava-hf's processor does)."""
+    import torch
+
+    tok = llama_style_tokenizer()
+    backend = TokenizerOnly(tok)
+    template = TEMPLATES.get(name)
+    check_template(template, backend)
+    conv = [Message.user(MediaPart("image", "x.png"), "What is shown?")]
+    segs = render_segments(conv, template, [[Slot("image", "")]], add_generation_prompt=True)
+    image_id = tok.convert_tokens_to_ids("<image>")
+    a = assemble(segs, [torch.full((1, 4), float(image_id))], backend)
+    ours = [int(v) for v in a.embeds[:, 0]]
+    prompt = "".join("<image>" if s.media is not None else s.text for s in segs)
+    assert prompt.startswith("<s>")
+    theirs = tok(prompt[len("<s>") :], add_special_tokens=True)["input_ids"]
+    assert theirs[0] == tok.bos_token_id
+    assert ours == theirs

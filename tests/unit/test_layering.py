@@ -24,6 +24,8 @@ LAYERS = {
     "omnibind.checkpoint": 1,
     "omnibind.model": 2,
     "omnibind.loader": 3,
+    "omnibind.importers": 3,
+    "omnibind.importers.cli": 5,
     "omnibind.api": 4,
     "omnibind.export": 5,
     "omnibind.cli": 5,

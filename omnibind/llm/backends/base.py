@@ -113,6 +113,17 @@ class LLMBackend(ABC):
     def tokenize(self, text: str) -> list[int]:
         """Token ids of ``text`` with no special tokens added (templates add them as text)."""
 
+    def tokenize_in_context(self, text: str, *, at_start: bool) -> list[int]:
+        """Token ids of one text segment of a prompt, as tokenising the whole prompt would give them.
+
+        ``at_start``: the segment opens the sequence (nothing, no media, before it); otherwise it
+        follows other text or a media slot. Tokenisers whose output depends on the position (a
+        SentencePiece-style ``Metaspace`` that prepends "▁" to the first piece only, Llama-2/LLaVA's)
+        override this; for the others a segment tokenises the same anywhere, so this default is
+        ``tokenize``.
+        """
+        return self.tokenize(text)
+
     @abstractmethod
     def detokenize(self, ids: list[int]) -> str:
         """Text of ``ids``, special tokens skipped."""

@@ -78,6 +78,32 @@ class TransformersBackend(LLMBackend):
     def tokenize(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def tokenize_in_context(self, text: str, *, at_start: bool) -> list[int]:
+        """A prompt segment's ids as the tokenizer gives them inside the whole prompt (see the base).
+
+        Hugging Face tokenisers split on special tokens before pre-tokenising, and a media slot
+        stands where such a token would (LLaVA's ``<image>``), so a segment that follows anything
+        is tokenised behind a special token whose id is then dropped: for a ``Metaspace`` with
+        ``prepend_scheme="first"`` (Llama-2 / LLaVA-1.5 tokenisers under transformers 5) that keeps
+        the "▁" off ``"\nWhat"`` after an image, as the whole-prompt tokenisation does. At the start,
+        a template's leading BOS text becomes the BOS id with the rest tokenised as the opening
+        text, which is what ``add_special_tokens=True`` does (the rest keeps its leading "▁").
+        Byte-level BPE tokenisers (SmolLM2, Llama-3, Qwen) give the same ids either way.
+        """
+        bos = self.tokenizer.bos_token
+        if at_start:
+            if bos and text.startswith(bos) and self.tokenizer.bos_token_id is not None:
+                return [int(self.tokenizer.bos_token_id), *self.tokenize(text[len(bos) :])]
+            return self.tokenize(text)
+        mark = bos or self.tokenizer.eos_token
+        if not mark or not text:
+            return self.tokenize(text)
+        ids = self.tokenize(mark + text)
+        mark_ids = self.tokenize(mark)
+        if len(mark_ids) != 1 or not ids or ids[0] != mark_ids[0]:  # not a special token here: no context to give
+            return self.tokenize(text)
+        return ids[1:]
+
     def detokenize(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
 
