@@ -27,6 +27,22 @@ class InputTooLargeError(InputError):
     """The input exceeds a configured limit (pixels, seconds, points, bytes...)."""
 
 
+class PromptTooLongError(InputTooLargeError):
+    """A prompt (text, cues and soft tokens, as assembled) plus its answer budget does not fit the
+    model's context, or the prompt exceeds a configured cap (``max_prompt_tokens``)."""
+
+    def __init__(self, prompt_tokens: int, max_new_tokens: int, context: int | None, cap: int | None = None):
+        self.prompt_tokens, self.max_new_tokens, self.context, self.cap = prompt_tokens, max_new_tokens, context, cap
+        if cap is not None and prompt_tokens > cap:
+            problem = f"the prompt is {prompt_tokens} tokens; the limit is max_prompt_tokens={cap}"
+        else:
+            problem = (
+                f"the prompt is {prompt_tokens} tokens and max_tokens is {max_new_tokens}: "
+                f"{prompt_tokens + max_new_tokens} > the model's context of {context} tokens"
+            )
+        super().__init__("<prompt>", problem)
+
+
 class UnsupportedFormatError(InputError):
     """The file's type is not one this modality reads."""
 

@@ -27,7 +27,7 @@ from omnibind.encoders.lazy import LazyEncoders, eager_from_env
 from omnibind.errors import BackendUnsupportedError, ConfigError
 from omnibind.experts_text import expert_note
 from omnibind.llm.assemble import IGNORE_INDEX, Assembled, Segment, Slot, assemble, check_template, render_segments
-from omnibind.llm.backends.base import GenerationOptions, LayerInjection, LLMBackend
+from omnibind.llm.backends.base import GenerationOptions, LayerInjection, LLMBackend, check_prompt_budget
 from omnibind.llm.chat_templates import TEMPLATES
 from omnibind.llm.inject import LayerGates, check_injection
 from omnibind.messages import Conversation, MediaPart, MixPart, TextPart
@@ -381,6 +381,8 @@ class OmnibindModel(nn.Module):
             ]
         injection = _stack_injections([b[1] for b in built])
         seqs = [b[0].embeds for b in built]
+        for e in seqs:  # before the lazy decode starts: a prompt that cannot fit costs no forward pass
+            check_prompt_budget(e.shape[0], options, self.llm.context_length)
         rows = self._adapter_rows([c for c in conversations])
         steps = self.llm.generate(seqs, options, injection)
         return _with_context(steps, lambda: self._adapters_on(rows)), [b[0].embeds.shape[0] for b in built]

@@ -401,6 +401,9 @@ def _open_batch(model: Any, conversations: list[Any], jobs: list[_Job]) -> tuple
         top_k=first.get("top_k", 0),
         repetition_penalty=first.get("repetition_penalty", 1.0),
         seed=first.get("seed"),
+        # the context check runs on the batch's largest max_tokens; a row it refuses is retried
+        # alone (``_run_chat``), so each request is judged on its own budget
+        max_prompt_tokens=first.get("max_prompt_tokens"),
         experts=[j.options.get("experts") for j in jobs],  # per row: the experts switch is the request's own
         rows=[j.options.get("row") for j in jobs],  # per row: constraint, seed, penalties, logprobs (openai_wire)
     )

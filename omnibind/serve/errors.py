@@ -10,7 +10,7 @@ import asyncio
 import math
 from typing import Any
 
-from omnibind.errors import InputError, InputTooLargeError, OmnibindError
+from omnibind.errors import InputError, InputTooLargeError, OmnibindError, PromptTooLongError
 from omnibind.serve.batching import QueueFullError, RequestCancelledError, RequestTimeoutError, ServerClosingError
 
 
@@ -64,6 +64,8 @@ def is_int(x: Any) -> bool:
 
 def media_error(e: Exception) -> APIError:
     """An error raised while the model decoded or encoded a request → a 4xx."""
+    if isinstance(e, PromptTooLongError):  # OpenAI's code for the same refusal
+        return APIError(400, str(e), param="messages", code="context_length_exceeded")
     if isinstance(e, InputTooLargeError):
         return APIError(413, str(e), code="media_too_large")
     if isinstance(e, (InputError, OmnibindError)):

@@ -80,10 +80,27 @@ for _mime, _fmt in MIME_FORMATS.items():
 
 @dataclass
 class PartBudget:
-    """Counts media parts across a whole request (``max_parts``)."""
+    """Counts media parts (``max_parts``) and text characters (``max_text_chars``) across a whole request."""
 
     limit: int
     used: int = 0
+    text_limit: int | None = None
+    """Characters of text in the whole request (``max_text_chars``); None = unbounded."""
+    text_used: int = 0
+
+    def take_text(self, chars: int, where: str) -> None:
+        """Count a message's text; a 413 naming the numbers once the request has more than ``text_limit``.
+
+        Text is bounded beside media because its cost (tokenising, then a prompt that holds the
+        worker) grows with it; the token check against the context comes after assembly."""
+        self.text_used += chars
+        if self.text_limit is not None and self.text_used > self.text_limit:
+            raise APIError(
+                413,
+                f"{where}: the request has more than {self.text_limit} characters of text ({self.text_used} so far)",
+                param=where,
+                code="text_too_long",
+            )
 
     def take(self, where: str) -> None:
         """Count one more media part; a 413 once the request has more than ``limit``."""
@@ -201,7 +218,7 @@ def parse_messages(raw: Any, settings: ServeSettings, tool_format: ToolFormat = 
         raise APIError(
             413, f"'messages' has {len(raw)} entries; the limit is {settings.max_messages}", param="messages"
         )
-    budget = PartBudget(settings.max_parts)
+    budget = PartBudget(settings.max_parts, text_limit=settings.max_text_chars)
     out: list[Message] = []
     last_tool = False
     for i, m in enumerate(raw):
@@ -226,6 +243,13 @@ def parse_messages(raw: Any, settings: ServeSettings, tool_format: ToolFormat = 
         content = m.get("content")
         if content is None and role == "assistant":
             content = ""
+        if isinstance(content, list) and len(content) > settings.max_parts_per_message:
+            raise APIError(
+                413,
+                f"{where}.content has {len(content)} parts; the limit is {settings.max_parts_per_message}",
+                param=f"{where}.content",
+                code="too_many_parts",
+            )
         if isinstance(content, str):
             parts: list[Part] = [TextPart(content)]
         elif isinstance(content, list):
@@ -242,6 +266,7 @@ def parse_messages(raw: Any, settings: ServeSettings, tool_format: ToolFormat = 
                 raise bad(f"{where}.tool_calls: only assistant messages carry tool calls", f"{where}.tool_calls")
             parts.append(TextPart(_render_calls(calls, f"{where}.tool_calls", tool_format)))
         out.append(Message(ROLE_ALIASES[role], parts))  # type: ignore[arg-type]
+        budget.take_text(sum(len(p.text) for p in parts if isinstance(p, TextPart)), where)
     return out
 
 

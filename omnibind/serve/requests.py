@@ -75,6 +75,8 @@ def parse_chat_request(body: Any, settings: ServeSettings, served: list[str], te
         "stop": _stop(body.get("stop"), settings.max_stop_sequences),
         "seed": _int(body, "seed", None, -(2**63), 2**63 - 1),
     }
+    if settings.max_prompt_tokens is not None:
+        options["max_prompt_tokens"] = settings.max_prompt_tokens
     experts = parse_experts(body.get(EXPERTS_FIELD))
     if experts is not None:  # absent: the model config decides
         options["experts"] = experts

@@ -135,6 +135,7 @@ class ContinuousScheduler(QueueWorker):
                     top_k=int(o.get("top_k", 0) or 0),
                     repetition_penalty=float(o.get("repetition_penalty", 1.0) or 1.0),
                     seed=o.get("seed"),
+                    max_prompt_tokens=o.get("max_prompt_tokens"),
                     # the request's own controls (JSON constraint, penalties, logprobs, choice seed:
                     # openai_wire) ride on its one row, as in the micro-batcher
                     rows=[o["row"]] if o.get("row") is not None else None,

@@ -63,6 +63,10 @@ def serve_command(
     timeout: float = typer.Option(120.0, help="Per-request timeout in seconds."),
     max_tokens: int = typer.Option(512, help="Largest max_tokens a request may ask for."),
     max_body_mb: float = typer.Option(40.0, help="Largest request body in MiB."),
+    max_prompt_tokens: int | None = typer.Option(
+        None, help="Largest assembled prompt in tokens (default: the model's context, less max_tokens)."
+    ),
+    max_text_chars: int = typer.Option(100_000, help="Characters of text per request."),
     max_audio_seconds: float | None = typer.Option(None, help="Media limit (default 120)."),
     max_video_seconds: float | None = typer.Option(None, help="Media limit (default 60)."),
     max_image_pixels: int | None = typer.Option(None, help="Media limit (default 16M)."),

@@ -45,6 +45,13 @@ class ServeSettings:
     max_messages: int = 64
     max_parts: int = 16
     """Media parts per request (over all messages)."""
+    max_parts_per_message: int = 64
+    """Content parts (text and media) in one message."""
+    max_text_chars: int = 100_000
+    """Characters of text per request, over all messages (≈ 25k tokens: beyond any context here)."""
+    max_prompt_tokens: int | None = None
+    """A cap on the assembled prompt (text, cues, soft tokens); None = the model's context. Either way
+    prompt + ``max_tokens`` must fit the context, or the request gets a 400 naming the numbers."""
     max_embedding_inputs: int = 64
     max_stop_sequences: int = 4
     max_batch_size: int = 8
@@ -75,9 +82,19 @@ class ServeSettings:
             self.index = Path(self.index).expanduser().resolve()
         if isinstance(self.limits, dict):
             self.limits = Limits.from_dict({**serve_limits().__dict__, **self.limits})
-        for name in ("max_body_bytes", "max_tokens_limit", "max_batch_size", "max_messages", "max_parts"):
+        for name in (
+            "max_body_bytes",
+            "max_tokens_limit",
+            "max_batch_size",
+            "max_messages",
+            "max_parts",
+            "max_parts_per_message",
+            "max_text_chars",
+        ):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        if self.max_prompt_tokens is not None and int(self.max_prompt_tokens) < 1:
+            raise ValueError("max_prompt_tokens must be >= 1 (or None: the model's context)")
         if self.scheduler not in ("auto", "continuous", "micro"):
             raise ValueError(f"scheduler must be auto, continuous or micro, not {self.scheduler!r}")
         if self.prefill_chunk_tokens < 1:

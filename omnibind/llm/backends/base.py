@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from omnibind.errors import PromptTooLongError
 from omnibind.registry import Registry
 
 
@@ -26,6 +27,8 @@ class GenerationOptions:
     """
 
     max_new_tokens: int = 128
+    max_prompt_tokens: int | None = None
+    """A cap on the assembled prompt (text, cues, soft tokens) below the context; None = the context."""
     temperature: float = 0.0
     top_p: float = 1.0
     top_k: int = 0
@@ -109,6 +112,14 @@ class LLMBackend(ABC):
     num_layers: int
     eos_token_ids: set[int]
 
+    @property
+    def context_length(self) -> int | None:
+        """Positions one sequence may hold (prompt + answer); None where the backend sets no bound.
+
+        Requests are checked against it before decoding starts (``check_prompt_budget``), so a
+        prompt that cannot fit is refused with its numbers instead of occupying the worker."""
+        return None
+
     @abstractmethod
     def tokenize(self, text: str) -> list[int]:
         """Token ids of ``text`` with no special tokens added (templates add them as text)."""
@@ -159,3 +170,15 @@ class LLMBackend(ABC):
 
 
 LLM_BACKENDS: Registry[type[LLMBackend]] = Registry("llm backend")
+
+
+def check_prompt_budget(prompt_tokens: int, options: GenerationOptions, context: int | None) -> None:
+    """Refuse a prompt that exceeds ``options.max_prompt_tokens`` or whose prompt + ``max_new_tokens``
+    exceeds the ``context`` (``PromptTooLongError`` naming the numbers). Run once the prompt is
+    assembled and before the first forward pass: the assembly is bounded by the input limits, the
+    decode is what a too-long prompt would make unbounded (minutes on one worker, GBs of KV)."""
+    cap = options.max_prompt_tokens
+    if cap is not None and prompt_tokens > cap:
+        raise PromptTooLongError(prompt_tokens, options.max_new_tokens, context, cap)
+    if context is not None and prompt_tokens + options.max_new_tokens > context:
+        raise PromptTooLongError(prompt_tokens, options.max_new_tokens, context)

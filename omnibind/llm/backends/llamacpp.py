@@ -122,6 +122,11 @@ class LlamaCppBackend(LLMBackend):
         self.num_parameters = int(lib.llama_model_n_params(model))
         self.eos_token_ids = {t for t in range(self.vocab_size) if lib.llama_vocab_is_eog(self._vocab, t)}
 
+    @property
+    def context_length(self) -> int | None:
+        """The context's cells: the KV cache is unified, so one sequence may use all of them."""
+        return getattr(self, "n_ctx", None)
+
     def _make_context(self, n_seq_max: int) -> None:
         """(Re)create the context: one unified KV cache of ``n_ctx`` cells shared by ``n_seq_max`` sequences."""
         lib = self.lib

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from omnibind.errors import InputTooLargeError
-from omnibind.llm.backends.base import GenerationOptions
+from omnibind.llm.backends.base import GenerationOptions, check_prompt_budget
 from omnibind.llm.backends.llamacpp_batch import DecodeError, KVSequence
 from omnibind.llm.decoding import seeded_generator
 from omnibind.llm.sampling import sample_next
@@ -101,14 +101,13 @@ class ContinuousBatch:
 
     def add(self, prompt: torch.Tensor, options: GenerationOptions) -> StepSequence | None:
         """Join the batch with ``prompt`` (T, H) embeddings; None when there is no room right now
-        (retry after someone leaves). Raises ``InputTooLargeError`` when it could never fit."""
+        (retry after someone leaves). Raises ``PromptTooLongError`` when it could never fit."""
         b = self.backend
         options.validate()
         n = int(prompt.shape[0])
         if prompt.ndim != 2 or prompt.shape[1] != b.hidden_size or n == 0:
             raise ValueError(f"expected (T, {b.hidden_size}) prompt embeddings, got {tuple(prompt.shape)}")
-        if n + 1 > b.n_ctx:
-            raise InputTooLargeError("<prompt>", f"{n} positions do not fit the llama.cpp context of {b.n_ctx}")
+        check_prompt_budget(n, options, b.n_ctx)  # PromptTooLongError: it could never fit
         if not self.fits(n, options.max_new_tokens):
             return None
         prompt = prompt.detach().to(torch.float32)

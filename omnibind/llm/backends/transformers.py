@@ -28,6 +28,11 @@ class TransformersBackend(LLMBackend):
     supports_layer_injection = True
     supports_training = True
 
+    @property
+    def context_length(self) -> int | None:
+        """``max_position_embeddings`` of the model's config (None if it declares none)."""
+        return self._context_length
+
     def __init__(
         self,
         source: str,
@@ -65,6 +70,10 @@ class TransformersBackend(LLMBackend):
         cfg = self.model.config
         self.hidden_size = int(cfg.hidden_size)
         self.num_layers = int(cfg.num_hidden_layers)
+        # positions the model was built for; rotary models extrapolate past it, but badly and at a
+        # quadratic cost, so requests are held to it
+        ctx = getattr(cfg, "max_position_embeddings", None)
+        self._context_length = int(ctx) if ctx else None
         eos = getattr(self.model.generation_config, "eos_token_id", None) or cfg.eos_token_id
         self.eos_token_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
         if tokenizer.eos_token_id is not None:
