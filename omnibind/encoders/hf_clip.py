@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from omnibind.encoders.base import ENCODERS, Encoder, EncoderOutput
+from omnibind.encoders.base import ENCODERS, Encoder, EncoderOutput, FeatureDims, SizedNetwork
 from omnibind.errors import CheckpointError, ConfigError, InputError
 from omnibind.modalities.base import ImageData
 
@@ -96,12 +96,24 @@ class HFClipEncoder(Encoder):
 
     trainable = False
 
-    def __init__(self, path: str | None = None, modality: str = "image", kind: str = "auto", dtype: str = "float32"):
-        super().__init__(path=path, modality=modality, kind=kind, dtype=dtype)
+    def __init__(
+        self,
+        path: str | None = None,
+        modality: str = "image",
+        kind: str = "auto",
+        dtype: str = "float32",
+        arch: dict[str, Any] | None = None,
+    ):
+        # `arch` joins the params only when given, so existing configs keep their fingerprints
+        super().__init__(path=path, modality=modality, kind=kind, dtype=dtype, **({"arch": arch} if arch else {}))
         if modality not in ("image", "text"):
             raise ConfigError(f"hf_clip modality {modality!r}: expected image or text")
         self.folder = local_model_dir(path, "hf_clip")
         found = model_type(self.folder)
+        if arch:
+            from omnibind.config import check_declared_arch
+
+            check_declared_arch(arch, json.loads((self.folder / "config.json").read_text()), f"hf_clip arch of {path}")
         if found not in _KINDS:
             raise ConfigError(f"hf_clip: {self.folder} holds a {found!r} model; supported: clip, siglip")
         if kind not in ("auto", found):
@@ -128,6 +140,38 @@ class HFClipEncoder(Encoder):
 
             self.tokenizer = load_local(self.folder, AutoTokenizer.from_pretrained, "hf_clip tokenizer")
             self.max_length = int(cfg.text_config.max_position_embeddings)
+
+    @classmethod
+    def meta_network(cls, params: dict[str, Any], build: Any) -> SizedNetwork:
+        """The tower (+ projection) on the meta device from ``arch`` (or, without it, the folder's
+        ``config.json``): no weights are read."""
+        from transformers import AutoConfig, AutoModel
+
+        modality = params.get("modality", "image")
+        if modality not in ("image", "text"):
+            raise ConfigError(f"hf_clip modality {modality!r}: expected image or text")
+        arch = dict(params.get("arch") or {})
+        if arch:
+            kind = arch.pop("model_type", None) or params.get("kind", "auto")
+            if kind not in _KINDS:
+                raise ConfigError(f"hf_clip arch: give model_type (clip or siglip) or kind, got {kind!r}")
+            cfg = AutoConfig.for_model(kind, **arch)
+        else:
+            cfg = AutoConfig.from_pretrained(str(local_model_dir(params.get("path"), "hf_clip")), local_files_only=True)
+            kind = cfg.model_type
+            if kind not in _KINDS:
+                raise ConfigError(f"hf_clip: {params.get('path')} holds a {kind!r} model; supported: clip, siglip")
+        with torch.device("meta"):
+            model = AutoModel.from_config(cfg)
+        side = "vision" if modality == "image" else "text"
+        tower = nn.ModuleDict({"model": getattr(model, f"{side}_model")})
+        if kind == "clip":
+            tower["projection"] = getattr(model, "visual_projection" if side == "vision" else "text_projection")
+            out = cfg.projection_dim
+        else:
+            out = cfg.vision_config.hidden_size if side == "vision" else cfg.text_config.projection_size
+        width = getattr(cfg, f"{side}_config").hidden_size
+        return SizedNetwork(tower, FeatureDims(int(out), int(width)), dtype=str(params.get("dtype", "float32")))
 
     def _image_processor(self, cfg: Any) -> Any:
         """The folder's image processor (PIL backend: no torchvision needed), else one built from the

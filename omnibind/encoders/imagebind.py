@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from omnibind.encoders.base import ENCODERS, Encoder, EncoderOutput
+from omnibind.encoders.base import ENCODERS, Encoder, EncoderOutput, FeatureDims, SizedNetwork
 from omnibind.encoders.imagebind_model import preprocess as pre
 from omnibind.encoders.imagebind_model.net import MODALITIES, ImageBindConfig, ImageBindNet
 from omnibind.errors import CheckpointError, ConfigError, InputError
@@ -219,6 +219,20 @@ class ImageBindEncoder(Encoder):
         # only this tower's parts are registered, and ``.to()`` moves those shared parameters in place.
         self.__dict__["_shared_net"] = net
         self.tower = net.tower(tower)
+
+    @classmethod
+    def meta_network(cls, params: dict[str, Any], build: Any) -> SizedNetwork:
+        """The tower's network on the meta device from the ``arch`` params alone (defaults: Huge):
+        no checkpoint or vocabulary is read."""
+        modality = str(params.get("modality", "vision"))
+        tower = _ALIASES.get(modality, modality)
+        if tower not in MODALITIES:
+            raise ConfigError(f"imagebind modality {modality!r}: expected one of vision, {', '.join(MODALITIES[1:])}")
+        config = ImageBindConfig.from_dict(params.get("arch"))
+        with torch.device("meta"):
+            net = ImageBindNet(config)
+        dims = FeatureDims(config.out_embed_dim, config.embed_dim(tower))
+        return SizedNetwork(net.tower(tower), dims, dtype=str(params.get("dtype", "float32")))
 
     def _tokenizer(self, bpe_path: str | None) -> Any:
         from omnibind.encoders.imagebind_model.bpe import BPETokenizer
