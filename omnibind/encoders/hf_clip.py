@@ -110,15 +110,19 @@ class HFClipEncoder(Encoder):
             raise ConfigError(f"hf_clip modality {modality!r}: expected image or text")
         self.folder = local_model_dir(path, "hf_clip")
         found = model_type(self.folder)
-        if arch:
-            from omnibind.config import check_declared_arch
 
-            check_declared_arch(arch, json.loads((self.folder / "config.json").read_text()), f"hf_clip arch of {path}")
         if found not in _KINDS:
             raise ConfigError(f"hf_clip: {self.folder} holds a {found!r} model; supported: clip, siglip")
         if kind not in ("auto", found):
             raise ConfigError(f"hf_clip kind {kind!r} does not match the folder's model_type {found!r}")
         self.kind = _KINDS[found]
+        if arch:  # before any weight is read; against the parsed config (defaults filled in)
+            from transformers import AutoConfig
+
+            from omnibind.config import check_declared_arch
+
+            loaded = load_local(self.folder, AutoConfig.from_pretrained, "hf_clip config").to_dict()
+            check_declared_arch(arch, {**loaded, "model_type": found}, f"hf_clip arch of {path}")
         model = shared_model(self.folder, dtype, "hf_clip model")
         self.__dict__["_shared_model"] = model  # keeps the cache entry alive; only the tower is registered
         self.modalities = (modality,)

@@ -56,7 +56,7 @@ def stage_model_config(cfg: TrainConfig) -> Any:
 
     for mod in cfg.imports:
         importlib.import_module(mod)
-    d = _model_config(cfg.model).to_dict()
+    d = resolve_model_config(cfg.model).to_dict()
     if cfg.model_overrides:
         d = deep_merge(d, cfg.model_overrides)
     if cfg.recipe.lora is not None:
@@ -66,7 +66,7 @@ def stage_model_config(cfg: TrainConfig) -> Any:
     return ModelConfig.from_dict(d)
 
 
-def _model_config(spec: str) -> Any:
+def resolve_model_config(spec: str) -> Any:
     from omnibind.api import PRESETS_DIR
     from omnibind.checkpoint import CONFIG_FILE
     from omnibind.config import ModelConfig
