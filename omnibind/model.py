@@ -560,7 +560,8 @@ def _llm_named_modules(backend: LLMBackend) -> list[tuple[str, nn.Module]]:
 
 
 def is_bias_or_norm(name: str) -> bool:
-    """Whether an LLM parameter name is a bias or a norm scale (the ``bias_norm`` group; also sized by ``omnibind plan``)."""
+    """Whether an LLM parameter name is a bias or a norm scale (the ``bias_norm`` group; ``omnibind
+    plan`` counts it too)."""
     return name.endswith(".bias") or "norm" in name.split(".")[-2]
 
 
