@@ -63,7 +63,10 @@ class LLMShape:
     layer_params: int  # the largest decoder layer (an FSDP shard unit), LoRA included
     linear_params: int  # weights of the decoder layers' linear layers: what a 4-bit base quantises
     lora_inputs_per_layer: int  # summed input widths of one layer's LoRA-adapted modules
-    lora_dropout: float
+    lora_modules_per_layer: int = 0
+    lora_r: int = 0
+    lora_dropout: float = 0.0
+    norms_train: bool = False  # llm.train_bias_norm in a recipe that trains bias_norm
 
 
 @dataclass
@@ -186,20 +189,23 @@ def _decoder_layers(model: nn.Module) -> list[nn.Module]:
     return list(layers)
 
 
-def _llm_shape(model: nn.Module, config: ModelConfig) -> LLMShape:
+def _llm_shape(model: nn.Module, config: ModelConfig, norms_train: bool) -> LLMShape:
     cfg = model.config
     layers = _decoder_layers(model)
     hidden = int(cfg.hidden_size)
     heads = int(getattr(cfg, "num_attention_heads", 1))
     linear = 0
     lora_inputs = 0
+    lora_modules = 0
     for layer in layers:
         for name, mod in layer.named_modules():
             if isinstance(mod, nn.Linear) and "lora_" not in name:
                 linear += int(mod.weight.numel())
             if hasattr(mod, "lora_A") and hasattr(mod, "in_features"):
                 lora_inputs += int(mod.in_features)
+                lora_modules += 1
     lora = config.llm.lora
+    per = max(1, len(layers))
     return LLMShape(
         hidden=hidden,
         layers=len(layers),
@@ -209,8 +215,11 @@ def _llm_shape(model: nn.Module, config: ModelConfig) -> LLMShape:
         vocab=int(cfg.vocab_size),
         layer_params=max(_numel(layer.parameters()) for layer in layers),
         linear_params=linear,
-        lora_inputs_per_layer=lora_inputs // max(1, len(layers)),
+        lora_inputs_per_layer=lora_inputs // per,
+        lora_modules_per_layer=lora_modules // per,
+        lora_r=int(lora.r) if lora is not None else 0,
         lora_dropout=float(lora.dropout) if lora is not None else 0.0,
+        norms_train=norms_train,
     )
 
 
@@ -279,7 +288,7 @@ def size_model(config: ModelConfig, groups: Sequence[str]) -> Sizing:
     add("bind heads", f"{len(bind.heads)} + temperature", heads + 1, "float32", {"bind_heads": heads, "logit_scale": 1})
 
     llm = _meta_llm(config)
-    shape = _llm_shape(llm, config)
+    shape = _llm_shape(llm, config, bool(config.llm.train_bias_norm and "bias_norm" in wanted))
     named = dict(llm.named_parameters())
     lora_n = sum(int(p.numel()) for n, p in named.items() if "lora_" in n)
     base_n = sum(int(p.numel()) for n, p in named.items() if "lora_" not in n)

@@ -66,24 +66,34 @@ class Memory:
 
 
 def layer_activation_bytes(llm: LLMShape, seq: int, elem: float, attention: str = "sdpa") -> float:
-    """Bytes one decoder layer keeps for backward, per token.
+    """Bytes one decoder layer keeps for backward, per token, with a frozen base (omnibind's recipes:
+    the base weights need no gradient, so the inputs of its linear layers are not kept).
 
-    Elements kept (16-bit unless ``elem`` = 4): attention — the norm's input, the QKV input, q, k,
-    v (k, v at grouped-query width) and the attention output: 4h + 2·h_kv; SwiGLU MLP — the norm's
-    input, the gate/up input, gate, up, SiLU(gate), their product: 2h + 4i. In 16-bit, each RMSNorm
-    also keeps its fp32 upcast (2 × 4h bytes). A fused kernel (SDPA, FlashAttention) keeps no
-    attention matrix; ``eager`` keeps the probabilities, in the compute dtype and fp32 (heads × seq).
-    LoRA with dropout keeps each adapted module's dropped-out input and its mask (elem + 1 bytes).
+    - each of the two RMSNorms keeps its fp32 input (4h bytes; transformers upcasts to compute the
+      variance), and, when the norms train (``bias_norm``), its output (elem·h);
+    - attention, fused (``sdpa``: FlashAttention or memory-efficient kernels): q, k, v (k and v at
+      grouped-query width h_kv), the output, and the fp32 log-sum-exp per head: elem·(2h + 2h_kv) + 4a;
+      ``eager``: q, k, v expanded to every head (elem·3h) and the probabilities in fp32 and in the
+      compute dtype ((4 + elem)·a·seq): the seq² term that makes eager attention quadratic;
+    - SwiGLU MLP: the gate's output, SiLU(gate) and the up projection: 3·elem·i;
+    - LoRA (peft keeps adapters in fp32): each adapted module's input cast to fp32 (4·d_in), its
+      r-wide output (4r) and, with dropout, the dropout mask (1 byte per input element).
+
+    Checked against the tensors autograd really saves for a small bf16 Llama on CPU
+    (``tests/unit/test_plan.py::test_layer_estimate_matches_saved_tensors``).
     """
-    h, i = llm.hidden, llm.intermediate
-    kv = llm.kv_heads * (h // max(1, llm.heads))
-    b = elem * (6 * h + 2 * kv + 4 * i)
-    if elem < 4:
-        b += 2 * 4 * h
+    h, i, a = llm.hidden, llm.intermediate, llm.heads
+    kv = llm.kv_heads * (h // max(1, a))
+    b = 2 * 4.0 * h + (2 * elem * h if llm.norms_train else 0.0)
     if attention == "eager":
-        b += (elem + 4) * llm.heads * seq
-    if llm.lora_dropout > 0:
-        b += (elem + 1) * llm.lora_inputs_per_layer
+        b += elem * 3 * h + (4 + elem) * a * seq
+    else:
+        b += elem * (2 * h + 2 * kv) + 4 * a
+    b += 3 * elem * i
+    if llm.lora_modules_per_layer:
+        b += 4 * llm.lora_inputs_per_layer + 4 * llm.lora_r * llm.lora_modules_per_layer
+        if llm.lora_dropout > 0:
+            b += llm.lora_inputs_per_layer
     return b
 
 
@@ -91,17 +101,16 @@ def activation_bytes(llm: LLMShape, micro_batch: int, seq: int, elem: float, att
     """(without, with gradient checkpointing) activation bytes of one micro-batch through the LLM.
 
     Without: every layer keeps ``layer_activation_bytes``. With (per decoder layer, as transformers'
-    ``gradient_checkpointing_enable``): every layer keeps only its input (h elements per token) and
-    one layer's activations exist at a time, while it is recomputed. Both add the output side: the
-    final norm's output and the logits over the vocabulary — compute dtype, an fp32 copy and the
-    fp32 log-softmax — for every token (an upper bound: omnibind computes logits only where labels
-    are). Gradients flow back through the frozen LLM to the soft tokens, so this holds for a
+    ``gradient_checkpointing_enable``): every layer keeps only its input (elem·h per token) and one
+    layer's activations exist at a time, while it is recomputed. Both add the output side: the final
+    norm's fp32 input (4h) and the logits over the vocabulary in fp32, kept by the loss, with their
+    gradient (8·vocab) — for every token, an upper bound: omnibind computes logits only where labels
+    are. Gradients flow back through the frozen LLM to the soft tokens, so this holds for a
     projector-only stage too; the bind stage runs no LLM (``estimate(runs_llm=False)``).
     """
     tokens = micro_batch * seq
     per_layer = layer_activation_bytes(llm, seq, elem, attention)
-    logits = llm.vocab * (elem + (4 if elem < 4 else 0) + 4)
-    out = tokens * (elem * llm.hidden + logits)
+    out = tokens * (4 * llm.hidden + 8 * llm.vocab)
     full = llm.layers * tokens * per_layer + out
     ckpt = llm.layers * tokens * elem * llm.hidden + tokens * per_layer + out
     return full, ckpt
