@@ -15,7 +15,6 @@ LoRA, the LLM's biases and norms. The memory arithmetic lives in
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -108,7 +107,9 @@ class _EncoderSizer:
         self.cache: dict[str, SizedNetwork] = {}
 
     def __call__(self, cfg: dict[str, Any]) -> SizedNetwork:
-        key = json.dumps({"name": cfg["name"], "params": dict(cfg.get("params") or {})}, sort_keys=True, default=str)
+        from omnibind.encoders.lazy import encoder_key
+
+        key = encoder_key(cfg)
         if key not in self.cache:
             cls = ENCODERS.get(cfg["name"])
             params = dict(cfg.get("params") or {})
