@@ -151,9 +151,10 @@ def render(plan: dict[str, Any]) -> str:
         "-" * WIDTH,
         f"trainable: {b['weights']:g} + {b['grads']:g} + {b['optimizer']:g} bytes/param (weights, grads, "
         "Adam + fp32 master).",
-        "frozen: their dtype. fits: yes, ckpt (only with gradient checkpointing) or no.",
-        f"{m['attention']} attention. Activations are an estimate; CUDA context and",
-        "communication buffers are not counted (docs/TRAINING.md, Scaling out).",
+        "frozen: their dtype. fits: yes, ckpt (only with gradient checkpointing, which",
+        "omnibind train does not switch on yet) or no. Activations are an estimate;",
+        f"{m['attention']} attention; CUDA context and communication buffers not counted.",
+        "Formulas: docs/TRAINING.md, Scaling out.",
     ]
     lines += [_cut(f"note: {n}", WIDTH) for n in plan.get("notes", [])]
     return "\n".join(lines)
