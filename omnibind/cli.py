@@ -71,6 +71,7 @@ MOUNTS: tuple[tuple[str | None, str, str, str], ...] = (
     (None, "bench_app", "group", "bench"),
     ("omnibind.data.cli", "app", "group", "data"),
     ("omnibind.train.cli", "train_command", "command", "train"),
+    ("omnibind.train.plan_cli", "plan_command", "command", "plan"),
     ("omnibind.eval.cli", "app", "group", "eval"),
     ("omnibind.serve.server_cli", "serve_command", "command", "serve"),
     ("omnibind.serve.server_cli", "web_command", "command", "web"),

@@ -106,6 +106,9 @@ class LLMConfig:
     """The language model.
 
     ``source`` is ``embedded:smollm2-135m``, a local folder, or a hub id already in the local cache.
+    ``arch``: the source's architecture as ``config.json`` keys (``model_type``, ``hidden_size``, ...),
+    so ``omnibind plan`` can size the model without its files; when the weights load, every key
+    given must equal the loaded config's (``check_declared_arch``), so it never describes another model.
     """
 
     backend: str = "transformers"
@@ -120,6 +123,8 @@ class LLMConfig:
     # backend on CUDA only (omnibind/llm/quantization.py)
     quantization: str | None = None
 
+    arch: dict[str, Any] | None = None
+
     def __post_init__(self) -> None:
         if self.quantization not in QUANTIZATIONS:
             raise ConfigError(f"llm.quantization: expected one of {list(QUANTIZATIONS)}, got {self.quantization!r}")
@@ -128,6 +133,27 @@ class LLMConfig:
                 f"llm.quantization: {self.quantization} loads through bitsandbytes on the transformers backend; "
                 f"backend {self.backend!r} has its own weight formats (a quantised GGUF for llamacpp)"
             )
+
+
+def check_declared_arch(declared: dict[str, Any], actual: dict[str, Any], where: str) -> None:
+    """Every key of ``declared`` (nested mappings key by key) equals ``actual``'s, else ``ConfigError``.
+
+    Presets carry the architecture of weights the user keeps elsewhere (for sizing them on the meta
+    device); this is the check that the files they point at are that model.
+    """
+    diffs: list[str] = []
+
+    def walk(d: dict[str, Any], a: Any, path: str) -> None:
+        for k, v in d.items():
+            have = a.get(k, "<absent>") if isinstance(a, dict) else "<absent>"
+            if isinstance(v, dict) and isinstance(have, dict):
+                walk(v, have, f"{path}{k}.")
+            elif have != v:
+                diffs.append(f"{path}{k}: declared {v!r}, loaded {have!r}")
+
+    walk(declared, actual, "")
+    if diffs:
+        raise ConfigError(f"{where}: the loaded model is not the declared architecture ({'; '.join(diffs[:8])})")
 
 
 @dataclass

@@ -503,7 +503,7 @@ class OmnibindModel(nn.Module):
             if id(p) not in frozen_enc and id(p) not in llm_ids:
                 out[n] = p
         for n, p in llm_params:
-            if "lora_" in n or (self.config.llm.train_bias_norm and _is_bias_or_norm(n)):
+            if "lora_" in n or (self.config.llm.train_bias_norm and is_bias_or_norm(n)):
                 out.setdefault(f"llm.{n}", p)
         return dict(sorted(out.items()))
 
@@ -570,7 +570,9 @@ def _llm_named_modules(backend: LLMBackend) -> list[tuple[str, nn.Module]]:
     return list(model.named_modules()) if isinstance(model, nn.Module) else []
 
 
-def _is_bias_or_norm(name: str) -> bool:
+def is_bias_or_norm(name: str) -> bool:
+    """Whether an LLM parameter name is a bias or a norm scale (the ``bias_norm`` group; ``omnibind
+    plan`` counts it too)."""
     return name.endswith(".bias") or "norm" in name.split(".")[-2]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from omnibind.config import ModelConfig, ProjectorConfig
+from omnibind.config import ModelConfig, ProjectorConfig, check_declared_arch
 from omnibind.encoders.base import FeatureDims
 from omnibind.errors import BackendUnsupportedError, ConfigError
 from omnibind.llm.backends.base import LLM_BACKENDS, LLMBackend
@@ -18,13 +18,18 @@ from omnibind.projectors.base import PROJECTORS, Projector
 
 
 def build_backend(config: ModelConfig, *, device: str = "cpu") -> LLMBackend:
-    """The LLM backend a config names, loaded from ``llm.source``."""
+    """The LLM backend a config names, loaded from ``llm.source``; a declared ``llm.arch`` must match
+    the loaded Hugging Face config (a GGUF on llama.cpp has none to compare)."""
     import omnibind.llm.backends  # noqa: F401  (registers backends)
 
     cls = LLM_BACKENDS.get(config.llm.backend)
     # only a quantised config passes the option (the llama.cpp backend takes none; LLMConfig checks)
     extra = {"quantization": config.llm.quantization} if config.llm.quantization else {}
-    return cls(config.llm.source, dtype=config.llm.dtype, device=device, **extra)
+    backend = cls(config.llm.source, dtype=config.llm.dtype, device=device, **extra)
+    hf_config = getattr(getattr(backend, "model", None), "config", None)
+    if config.llm.arch and hf_config is not None and hasattr(hf_config, "to_dict"):
+        check_declared_arch(config.llm.arch, hf_config.to_dict(), f"llm.arch of {config.llm.source}")
+    return backend
 
 
 def apply_lora(backend: LLMBackend, lora: Any) -> None:

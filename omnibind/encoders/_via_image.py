@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from omnibind.encoders.base import ENCODERS, Encoder, EncoderOutput, FeatureDims
+from omnibind.encoders.base import ENCODERS, Encoder, EncoderOutput, FeatureDims, SizedNetwork
 from omnibind.errors import ConfigError
 from omnibind.modalities.base import ImageData
 
@@ -58,6 +58,15 @@ class ViaImageEncoder(Encoder):
         if cls.tokens_are_feature_map:
             return FeatureDims(inner.pooled, inner.tokens, inner.grid, inner.classes)
         return FeatureDims(inner.pooled, inner.pooled, None, inner.classes)
+
+    @classmethod
+    def meta_network(cls, params: dict[str, Any], build: Callable[[dict[str, Any]], SizedNetwork]) -> SizedNetwork:
+        """The inner image encoder's network (the same instance the image slot has, so it counts
+        once), with this wrapper's widths (as ``declared_dims``)."""
+        inner = build(dict(params.get("image_encoder") or DEFAULT_IMAGE_ENCODER))
+        d = inner.dims
+        dims = d if cls.tokens_are_feature_map else FeatureDims(d.pooled, d.pooled, None, d.classes)
+        return SizedNetwork(inner.network, dims, inner.dtype, inner.trainable)
 
     def fingerprint(self) -> str:
         return f"{super().fingerprint()}-{self.image.fingerprint()}"

@@ -76,6 +76,18 @@ class FeatureDims:
     classes: int = 0
 
 
+@dataclass
+class SizedNetwork:
+    """An encoder's network for sizing (``omnibind plan``): ``network`` holds its parameters (on the
+    meta device when built from a config alone), ``dims`` what it gives a projector, ``dtype`` the
+    dtype its weights are kept in, ``trainable`` whether a recipe's ``encoders`` group trains it."""
+
+    network: nn.Module
+    dims: FeatureDims
+    dtype: str = "float32"
+    trainable: bool = False
+
+
 class Encoder(nn.Module):
     """Base class for encoders.
 
@@ -116,6 +128,16 @@ class Encoder(nn.Module):
         if cls.trainable or cls.output_dim <= 0:
             return None
         return FeatureDims(cls.output_dim, cls.token_dim, cls.token_grid, cls.num_classes)
+
+    @classmethod
+    def meta_network(
+        cls, params: dict[str, Any], build: Callable[[dict[str, Any]], SizedNetwork]
+    ) -> SizedNetwork | None:
+        """This encoder's network on the meta device, from ``params`` alone (no weights read, no
+        memory used), for ``omnibind plan``; ``build`` sizes an inner encoder's config the same way.
+        None (the default): only a built encoder can be sized, and the planner builds it (the
+        packaged encoders are small and local)."""
+        return None
 
     def encode(self, items: list[Any]) -> EncoderOutput:
         """Encode a batch of loaded modality data (see ``omnibind.modalities.base``)."""

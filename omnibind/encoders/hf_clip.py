@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from omnibind.encoders.base import ENCODERS, Encoder, EncoderOutput
+from omnibind.encoders.base import ENCODERS, Encoder, EncoderOutput, FeatureDims, SizedNetwork
 from omnibind.errors import CheckpointError, ConfigError, InputError
 from omnibind.modalities.base import ImageData
 
@@ -124,11 +124,15 @@ class HFClipEncoder(Encoder):
         dtype: str = "float32",
         feature_layer: int | list[int] | None = None,
         feature_select: str = "full",
+        arch: dict[str, Any] | None = None,
     ):
-        # the LLaVA params join the fingerprinted params only when set, so existing fingerprints stay
-        extra = {"feature_layer": feature_layer} if feature_layer is not None else {}
+        # the LLaVA params and `arch` join the fingerprinted params only when set, so existing
+        # fingerprints stay
+        extra: dict[str, Any] = {"feature_layer": feature_layer} if feature_layer is not None else {}
         if feature_select != "full":
             extra["feature_select"] = feature_select
+        if arch:
+            extra["arch"] = arch
         super().__init__(path=path, modality=modality, kind=kind, dtype=dtype, **extra)
         if modality not in ("image", "text"):
             raise ConfigError(f"hf_clip modality {modality!r}: expected image or text")
@@ -152,6 +156,13 @@ class HFClipEncoder(Encoder):
             raise ConfigError("hf_clip: feature_layer / feature_select apply to the image tower only")
         self.feature_select = feature_select
         self.kind = family
+        if arch:  # before any weight is read; against the parsed config (defaults filled in)
+            from transformers import AutoConfig
+
+            from omnibind.config import check_declared_arch
+
+            loaded = load_local(self.folder, AutoConfig.from_pretrained, "hf_clip config").to_dict()
+            check_declared_arch(arch, {**loaded, "model_type": found}, f"hf_clip arch of {path}")
         model = shared_model(self.folder, dtype, "hf_clip model")
         self.__dict__["_shared_model"] = model  # keeps the cache entry alive; only the tower is registered
         self.modalities = (modality,)
@@ -175,6 +186,38 @@ class HFClipEncoder(Encoder):
 
             self.tokenizer = load_local(self.folder, AutoTokenizer.from_pretrained, "hf_clip tokenizer")
             self.max_length = int(cfg.text_config.max_position_embeddings)
+
+    @classmethod
+    def meta_network(cls, params: dict[str, Any], build: Any) -> SizedNetwork:
+        """The tower (+ projection) on the meta device from ``arch`` (or, without it, the folder's
+        ``config.json``): no weights are read."""
+        from transformers import AutoConfig, AutoModel
+
+        modality = params.get("modality", "image")
+        if modality not in ("image", "text"):
+            raise ConfigError(f"hf_clip modality {modality!r}: expected image or text")
+        arch = dict(params.get("arch") or {})
+        if arch:
+            kind = arch.pop("model_type", None) or params.get("kind", "auto")
+            if kind not in _KINDS:
+                raise ConfigError(f"hf_clip arch: give model_type (clip or siglip) or kind, got {kind!r}")
+            cfg = AutoConfig.for_model(kind, **arch)
+        else:
+            cfg = AutoConfig.from_pretrained(str(local_model_dir(params.get("path"), "hf_clip")), local_files_only=True)
+            kind = cfg.model_type
+            if kind not in _KINDS:
+                raise ConfigError(f"hf_clip: {params.get('path')} holds a {kind!r} model; supported: clip, siglip")
+        with torch.device("meta"):
+            model = AutoModel.from_config(cfg)
+        side = "vision" if modality == "image" else "text"
+        tower = nn.ModuleDict({"model": getattr(model, f"{side}_model")})
+        if kind == "clip":
+            tower["projection"] = getattr(model, "visual_projection" if side == "vision" else "text_projection")
+            out = cfg.projection_dim
+        else:
+            out = cfg.vision_config.hidden_size if side == "vision" else cfg.text_config.projection_size
+        width = getattr(cfg, f"{side}_config").hidden_size
+        return SizedNetwork(tower, FeatureDims(int(out), int(width)), dtype=str(params.get("dtype", "float32")))
 
     def _image_processor(self, cfg: Any) -> Any:
         """The folder's image processor (PIL backend: no torchvision needed), else one built from the

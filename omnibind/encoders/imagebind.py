@@ -17,6 +17,7 @@ missing, unexpected and mis-shaped keys.
 
 from __future__ import annotations
 
+import functools
 import json
 import weakref
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from omnibind.encoders.base import ENCODERS, Encoder, EncoderOutput
+from omnibind.encoders.base import ENCODERS, Encoder, EncoderOutput, FeatureDims, SizedNetwork
 from omnibind.encoders.imagebind_model import preprocess as pre
 from omnibind.encoders.imagebind_model.net import MODALITIES, ImageBindConfig, ImageBindNet
 from omnibind.errors import CheckpointError, ConfigError, InputError
@@ -118,6 +119,14 @@ def _build(checkpoint: str | Path | None, config: ImageBindConfig, seed: int) ->
     return net
 
 
+@functools.lru_cache(maxsize=4)
+def _meta_net(arch_json: str) -> ImageBindNet:
+    """One meta-device network per architecture, shared by the six towers' sizings: building it runs
+    every initialiser through meta kernels (~0.4 s), and a meta network holds no memory to free."""
+    with torch.device("meta"):
+        return ImageBindNet(ImageBindConfig.from_dict(json.loads(arch_json)))
+
+
 # --- the encoder -----------------------------------------------------------------------------------
 @ENCODERS.register("imagebind")
 class ImageBindEncoder(Encoder):
@@ -181,6 +190,19 @@ class ImageBindEncoder(Encoder):
         # only this tower's parts are registered, and ``.to()`` moves those shared parameters in place.
         self.__dict__["_shared_net"] = net
         self.tower = net.tower(tower)
+
+    @classmethod
+    def meta_network(cls, params: dict[str, Any], build: Any) -> SizedNetwork:
+        """The tower's network on the meta device from the ``arch`` params alone (defaults: Huge):
+        no checkpoint or vocabulary is read."""
+        modality = str(params.get("modality", "vision"))
+        tower = _ALIASES.get(modality, modality)
+        if tower not in MODALITIES:
+            raise ConfigError(f"imagebind modality {modality!r}: expected one of vision, {', '.join(MODALITIES[1:])}")
+        config = ImageBindConfig.from_dict(params.get("arch"))
+        dims = FeatureDims(config.out_embed_dim, config.embed_dim(tower))
+        net = _meta_net(json.dumps(config.to_dict(), sort_keys=True))
+        return SizedNetwork(net.tower(tower), dims, dtype=str(params.get("dtype", "float32")))
 
     def _tokenizer(self, bpe_path: str | None) -> Any:
         from omnibind.encoders.imagebind_model.bpe import BPETokenizer

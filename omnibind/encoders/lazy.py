@@ -35,7 +35,9 @@ def eager_from_env() -> bool:
     return os.environ.get(EAGER_ENV, "") not in ("", "0")
 
 
-def _key(cfg: dict[str, Any]) -> str:
+def encoder_key(cfg: dict[str, Any]) -> str:
+    """The identity of an encoder config (name + params): equal keys share one instance (and one sizing
+    in ``omnibind plan``)."""
     return json.dumps({"name": cfg["name"], "params": dict(cfg.get("params") or {})}, sort_keys=True, default=str)
 
 
@@ -69,7 +71,7 @@ class LazyEncoders(nn.ModuleDict):
     # --- building -------------------------------------------------------------------------
     def _build_shared(self, cfg: dict[str, Any]) -> Encoder:
         """Build (or reuse) the encoder of ``cfg``; also the ``build`` callback of wrapper encoders."""
-        key = _key(cfg)
+        key = encoder_key(cfg)
         with self._lock:
             if key not in self._shared:
                 outer = self._depth == 0  # a wrapper's inner build lies inside its own time: count it once

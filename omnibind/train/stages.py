@@ -37,30 +37,37 @@ def build_model(cfg: TrainConfig) -> Any:
     """The ``OmnibindModel`` of a stage: its architecture, the recipe's LoRA / bias-norm switches,
     and the starting weights (``init_from``) when given."""
     from omnibind.checkpoint import CONFIG_FILE
-    from omnibind.config import ModelConfig, deep_merge
     from omnibind.model import OmnibindModel
     from omnibind.train.recipes import load_partial
 
-    for mod in cfg.imports:
-        importlib.import_module(mod)
-    config = _model_config(cfg.model)
     init = Path(cfg.init_from) if cfg.init_from else None
     if init is not None and not (init / CONFIG_FILE).is_file():
         raise ConfigError(f"init_from: {init} is not a checkpoint folder (no {CONFIG_FILE})")
-    d = config.to_dict()
+    core = OmnibindModel(stage_model_config(cfg), device=cfg.device)
+    if init is not None:
+        load_partial(core, init)
+    return core
+
+
+def stage_model_config(cfg: TrainConfig) -> Any:
+    """The ``ModelConfig`` a stage builds: its ``model`` with ``model_overrides`` and the recipe's
+    LoRA / bias-norm switches applied (``imports`` are imported first, registering their parts).
+    ``omnibind plan`` sizes a stage file through this too."""
+    from omnibind.config import ModelConfig, deep_merge
+
+    for mod in cfg.imports:
+        importlib.import_module(mod)
+    d = resolve_model_config(cfg.model).to_dict()
     if cfg.model_overrides:
         d = deep_merge(d, cfg.model_overrides)
     if cfg.recipe.lora is not None:
         d["llm"]["lora"] = dict(cfg.recipe.lora)
     if cfg.recipe.train_bias_norm is not None:
         d["llm"]["train_bias_norm"] = bool(cfg.recipe.train_bias_norm)
-    core = OmnibindModel(ModelConfig.from_dict(d), device=cfg.device)
-    if init is not None:
-        load_partial(core, init)
-    return core
+    return ModelConfig.from_dict(d)
 
 
-def _model_config(spec: str) -> Any:
+def resolve_model_config(spec: str) -> Any:
     from omnibind.api import PRESETS_DIR
     from omnibind.checkpoint import CONFIG_FILE
     from omnibind.config import ModelConfig

@@ -15,7 +15,7 @@ runner = CliRunner()
 
 def test_every_command_is_mounted():
     out = runner.invoke(app, ["--help"]).output
-    for name in ("chat", "embed", "info", "cache", "bench", "data", "train", "eval", "serve", "web", "export"):
+    for name in ("chat", "embed", "info", "cache", "bench", "data", "train", "plan", "eval", "serve", "web", "export"):
         assert f" {name} " in out, name
     bench = runner.invoke(app, ["bench", "--help"]).output
     for name in ("serve", "backends", "train"):

@@ -239,3 +239,21 @@ def test_ast_pools_with_its_own_head_and_rejects_bad_audio(folders: dict[str, Pa
         enc.encode([_image()])
     with pytest.raises(ConfigError, match="clip"):
         HFAudioEncoder(path=str(folders["clip"]))
+
+
+def test_clip_meta_network_and_declared_arch(folders: dict[str, Path]) -> None:
+    """`omnibind plan` sizes the tower on the meta device from `arch` alone or from the folder's config,
+    with the built encoder's parameters and widths; a declared `arch` is checked against the folder."""
+    cls = ENCODERS.get("hf_clip")
+    built = HFClipEncoder(path=str(folders["clip"]), modality="image")
+    arch = {"model_type": "clip", "projection_dim": 8, "vision_config": VISION, "text_config": TEXT}
+    for params in ({"path": "/nowhere", "modality": "image", "arch": arch}, {"path": str(folders["clip"])}):
+        sized = cls.meta_network(params, build=lambda c: None)  # type: ignore[arg-type, return-value]
+        assert all(p.is_meta for p in sized.network.parameters())
+        assert sum(p.numel() for p in sized.network.parameters()) == sum(p.numel() for p in built.parameters())
+        assert sized.dims == built.feature_dims()
+    HFClipEncoder(path=str(folders["clip"]), modality="image", arch=arch)  # the right description loads
+    wrong = {**arch, "vision_config": {**VISION, "num_hidden_layers": 24}}
+    with pytest.raises(ConfigError, match="vision_config.num_hidden_layers: declared 24, loaded 1"):
+        HFClipEncoder(path=str(folders["clip"]), modality="image", arch=wrong)
+    assert "arch" not in built.params  # configs without arch keep their fingerprints

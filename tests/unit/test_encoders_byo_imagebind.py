@@ -331,3 +331,19 @@ def test_clip_windows_and_modality_maps() -> None:
     assert imu.shape == (6, 2000) and float(imu[:, :761].min()) == 1.0 and float(imu[:, 761:].abs().sum()) == 0.0
     long = pre.imu_window(np.arange(600, dtype=np.float32)[:, None].repeat(6, 1), 100.0, rate=400.0, length=2000)
     assert long.shape == (6, 2000) and float(long[0, 0]) == pytest.approx(49.5)  # 2397 steps, centre crop from 198
+
+
+def test_meta_network_sizes_a_tower_like_the_loaded_one(tiny_checkpoint: str) -> None:
+    """`omnibind plan`'s view: the tower on the meta device (no checkpoint read) has the loaded tower's
+    parameters and widths; the six towers' sizings share one meta network."""
+    loaded = ImageBindEncoder(modality="audio", checkpoint=tiny_checkpoint, arch=TINY)
+    sized = ImageBindEncoder.meta_network({"modality": "audio", "checkpoint": "/nowhere.pth", "arch": TINY}, None)
+    assert all(p.is_meta for p in sized.network.parameters())
+    assert sum(p.numel() for p in sized.network.parameters()) == sum(p.numel() for p in loaded.tower.parameters())
+    assert sized.dims == loaded.feature_dims() and sized.dtype == "float32"
+    vision = ImageBindEncoder.meta_network({"modality": "image", "arch": TINY, "dtype": "float16"}, None)
+    assert vision.dtype == "float16"
+    again = ImageBindEncoder.meta_network({"modality": "vision", "arch": TINY}, None)
+    assert again.network.trunk is vision.network.trunk  # one meta network per architecture
+    with pytest.raises(ConfigError, match="imagebind modality"):
+        ImageBindEncoder.meta_network({"modality": "smell"}, None)
