@@ -149,7 +149,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
     # --- chat ----------------------------------------------------------------------------------
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
-        body = await read_json(request, settings.max_body_bytes)
+        body = await read_json(request, settings.max_body_bytes, settings.body_timeout_s)
         req = parse_chat_request(body, settings, served, template)
         retrieve = media_search.parse_retrieve(body, index)
         if retrieve is not None and req.stream:
@@ -174,7 +174,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Response:
-        body = await read_json(request, settings.max_body_bytes)
+        body = await read_json(request, settings.max_body_bytes, settings.body_timeout_s)
         reqs, stream, include_usage = chat_flow.parse_completion_request(body, settings, served, template)
         _admit(batcher)
         choices = chat_flow.submit(batcher, [(r, r.messages) for r in reqs])
@@ -191,7 +191,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
     # --- embeddings ----------------------------------------------------------------------------
     @app.post("/v1/embeddings")
     async def embeddings(request: Request) -> dict[str, Any]:
-        body = await read_json(request, settings.max_body_bytes)
+        body = await read_json(request, settings.max_body_bytes, settings.body_timeout_s)
         model_id, parts, encoding = parse_embedding_inputs(body, settings, served)
         _admit(batcher)
         async with decode_slots:
@@ -205,7 +205,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
     # --- media out by retrieval ----------------------------------------------------------------
     @app.post("/v1/search")
     async def search(request: Request) -> dict[str, Any]:
-        body = await read_json(request, settings.max_body_bytes)
+        body = await read_json(request, settings.max_body_bytes, settings.body_timeout_s)
         part, spec = media_search.parse_search_request(body, settings, index)
         _admit(batcher)
         async with decode_slots:
@@ -227,15 +227,24 @@ def _admit(batcher: QueueWorker) -> None:
         raise to_api_error(QueueFullError(batcher.depth, batcher.retry_after()))
 
 
-async def read_json(request: Any, limit: int) -> Any:
-    """The request body as JSON, bounded in size, with 400s for anything that is not JSON."""
+async def read_json(request: Any, limit: int, timeout_s: float = 30.0) -> Any:
+    """The request body as JSON, bounded in size and in time, with 400s for anything that is not JSON.
+
+    The time bound is for the whole body, not per chunk: a client that trickles a byte at a time
+    (slowloris) would pass any per-read timeout while holding its connection and its buffer."""
     size = 0
     chunks: list[bytes] = []
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise APIError(413, f"request body exceeds the limit of {limit} bytes", code="payload_too_large")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise APIError(413, f"request body exceeds the limit of {limit} bytes", code="payload_too_large")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise APIError(
+            408, f"the request body did not arrive within {timeout_s:g} s ({size} bytes so far)", code="body_timeout"
+        ) from None
     raw = b"".join(chunks)
     if not raw.strip():
         raise APIError(400, "empty request body; expected a JSON object", code="invalid_json")

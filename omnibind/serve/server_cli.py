@@ -16,6 +16,7 @@ _SETTING_NAMES = {
     "allow_url": "url_allowlist",
     "cors_origin": "cors_origins",
     "timeout": "request_timeout_s",
+    "body_timeout": "body_timeout_s",
     "max_tokens": "max_tokens_limit",
 }
 _LIMIT_FLAGS = ("max_audio_seconds", "max_video_seconds", "max_image_pixels", "max_points")
@@ -61,6 +62,7 @@ def serve_command(
     prefill_chunk_tokens: int = typer.Option(64, help="Continuous batching: prompt rows evaluated per step."),
     max_queue: int = typer.Option(64, help="Queued requests before 429."),
     timeout: float = typer.Option(120.0, help="Per-request timeout in seconds."),
+    body_timeout: float = typer.Option(30.0, help="Seconds the whole request body may take to arrive (else 408)."),
     max_tokens: int = typer.Option(512, help="Largest max_tokens a request may ask for."),
     max_body_mb: float = typer.Option(40.0, help="Largest request body in MiB."),
     max_prompt_tokens: int | None = typer.Option(

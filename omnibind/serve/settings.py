@@ -64,6 +64,8 @@ class ServeSettings:
     max_queue: int = 64
     """Requests waiting for a batch; the next one gets 429 with Retry-After."""
     request_timeout_s: float = 120.0
+    body_timeout_s: float = 30.0
+    """The whole request body must arrive within this (slow clients get 408; the worker never waits on one)."""
     media_root: Path | None = None
     """Local paths in ``image_url``/``url`` fields are read only under this folder; None = refused."""
     url_allowlist: list[str] = field(default_factory=list)
@@ -101,6 +103,8 @@ class ServeSettings:
             raise ValueError("prefill_chunk_tokens must be >= 1")
         if self.max_queue < 1:
             raise ValueError("max_queue must be >= 1")
+        if self.body_timeout_s <= 0:
+            raise ValueError("body_timeout_s must be > 0")
         if self.request_timeout_s <= 0:
             raise ValueError("request_timeout_s must be > 0")
         if self.default_max_tokens < 1:

@@ -1,11 +1,15 @@
 """Bounded cost at admission (issue 13), one test per threat: a prompt past the context, a prompt
-over the configured cap, oversize text, too many parts in a message, a flood against a small queue.
+over the configured cap, oversize text, too many parts in a message, a flood against a small queue,
+a slow client trickling its body.
 Each checks the typed refusal (Python API) or the JSON 4xx naming the numbers (server), and that a
 valid request is answered afterwards. Tiny random model (fast); no timing is asserted."""
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import socket
+import time
+from urllib.parse import urlparse
 
 import httpx
 import pytest
@@ -104,3 +108,34 @@ def test_settings_reject_bad_limits():
     for kw in ({"max_prompt_tokens": 0}, {"max_text_chars": 0}, {"max_parts_per_message": 0}):
         with pytest.raises(ValueError):
             ServeSettings(**kw)
+
+
+def test_threat_slow_client_trickling_its_body_gets_408(tiny_model):
+    """A client that sends its headers and then a byte at a time never reaches the worker: the whole
+    body has a deadline (not each read), so it gets 408 and the server keeps answering others."""
+    with BackgroundServer(create_app(tiny_model, ServeSettings(body_timeout_s=1.0))) as srv:
+        u = urlparse(srv.url)
+        sock = socket.create_connection((u.hostname, u.port), timeout=30)
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000\r\n\r\n{"
+        )
+        sock.setblocking(False)
+        reply = b""
+        for _ in range(600):  # up to ~60 s of trickling; the answer comes after the 1 s deadline
+            try:
+                sock.send(b" ")
+            except OSError:
+                pass  # the server may close its side once it has answered
+            try:
+                reply += sock.recv(65536)
+            except BlockingIOError:
+                pass
+            if b"\r\n\r\n" in reply and b"}" in reply.split(b"\r\n\r\n", 1)[1]:
+                break
+            time.sleep(0.1)
+        sock.close()
+        assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
+        assert b"body_timeout" in reply
+        r = post(srv, chat_body("Say hi."))
+        assert r.status_code == 200, r.text
