@@ -139,3 +139,30 @@ def test_threat_slow_client_trickling_its_body_gets_408(tiny_model):
         assert b"body_timeout" in reply
         r = post(srv, chat_body("Say hi."))
         assert r.status_code == 200, r.text
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_threat_many_requests_at_max_tokens_and_one_arriving_during_a_long_one(tiny_model):
+    """Sixteen clients at the server's max_tokens, then a short request while a long one decodes:
+    every answer is a 200 or a 429, the short one is answered, and RSS stays within a generous bound
+    (the KV cache and buffers of finished requests are released)."""
+    settings = ServeSettings(max_tokens_limit=64, max_queue=8, max_batch_size=4)
+    with BackgroundServer(create_app(tiny_model, settings)) as srv:
+        post(srv, chat_body("warm up", max_tokens=64))
+        before = _rss_mb()
+        with cf.ThreadPoolExecutor(16) as pool:
+            rs = list(pool.map(lambda i: post(srv, chat_body(f"Tell me story {i}.", max_tokens=64)), range(32)))
+        assert {r.status_code for r in rs} <= {200, 429}, [r.text for r in rs if r.status_code not in (200, 429)]
+        assert all(r.json()["usage"]["completion_tokens"] <= 64 for r in rs if r.status_code == 200)
+        with cf.ThreadPoolExecutor(2) as pool:
+            long = pool.submit(post, srv, chat_body("A long story, please.", max_tokens=64))
+            short = pool.submit(post, srv, chat_body("Hi", max_tokens=2))
+            assert short.result().status_code == 200 and long.result().status_code == 200
+        assert _rss_mb() - before < 1024, (before, _rss_mb())  # tiny model: MBs, not GBs
